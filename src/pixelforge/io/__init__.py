@@ -1,0 +1,1 @@
+"""File input and output: images (the one guarded reader) and atomic writes."""
