@@ -1,0 +1,349 @@
+"""The ``pixelforge`` command line: argument parsing only; the work lives in the library.
+
+A user mistake ends with one line on stderr (``error: ...``) and a non-zero exit code; a
+traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pixelforge.errors import ConfigError, PixelforgeError
+
+app = typer.Typer(
+    name="pixelforge",
+    help="Train, sample and inspect generative imaging models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(help="The model families pixelforge can train.", no_args_is_help=True)
+data_app = typer.Typer(help="Built-in datasets and user folders.", no_args_is_help=True)
+weights_app = typer.Typer(
+    help="Weight files: convert trusted pickles to safetensors.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.add_typer(weights_app, name="weights")
+
+
+def out() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {threads}.")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    family: Annotated[
+        str | None,
+        typer.Argument(
+            help="Model family (see `pixelforge models list`); may be left out when resuming --out."
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Dataset: a built-in name, folder:PATH, paired:PATH, unpaired:PATH."),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run folder; an existing run is resumed.")
+    ] = Path("runs/run"),
+    config: Annotated[
+        Path | None, typer.Option(help="JSON file with model/train/data sections.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override one key: --set train.lr=1e-4.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Shortcut for --set train.steps=N.")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="Shortcut for --set train.device=D (auto, cpu, cuda).")
+    ] = None,
+    init: Annotated[
+        str | None, typer.Option(help="Start from this MODEL's weights (new runs only).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the full config and exit.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train FAMILY on --data into --out (resumes when --out holds a run)."""
+    from pixelforge.config import load_json, split_overrides
+    from pixelforge.training.run import prepare_run
+    from pixelforge.training.trainer import Trainer
+
+    _set_threads(threads)
+    overrides = split_overrides(list(set_ or []))
+    if steps is not None:
+        overrides.setdefault("train", {})["steps"] = steps
+    if device is not None:
+        overrides.setdefault("train", {})["device"] = device
+    file_values = load_json(config) if config else None
+    spec, resumed = prepare_run(
+        family, data, out_dir, config_file=file_values, overrides=overrides, init=init
+    )
+    if print_config:
+        out().print_json(json.dumps(spec.to_json()))
+        return
+    trainer = Trainer(spec, out_dir, progress=progress)
+    if trainer.is_main:
+        verb = f"resuming at step {trainer.step}" if resumed else "training"
+        err().print(
+            f"{verb}: {spec.family.name} on {spec.data} -> {out_dir} ({trainer.device}, "
+            f"{trainer.world_size} process{'es' if trainer.world_size > 1 else ''})"
+        )
+    last = trainer.fit()
+    if trainer.is_main:
+        out().print(f"done: {trainer.step} steps; model: {last / 'model'}")
+
+
+# ---------------------------------------------------------------------------- sample / info
+
+
+@app.command()
+def sample(
+    model: Annotated[str, typer.Argument(help="Model dir, run dir or shipped model name.")],
+    out_path: Annotated[
+        Path, typer.Option("--out", help="grid.png for one grid, or a folder for one PNG each.")
+    ],
+    n: Annotated[int, typer.Option(help="Number of samples.")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same pixels.")] = 0,
+    class_label: Annotated[
+        int | None, typer.Option("--class", help="Class index for a conditional model.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+) -> None:
+    """Generate images from MODEL."""
+    from pixelforge.hub import load
+    from pixelforge.tasks.generate import provenance, sample_images, save_samples
+    from pixelforge.training.trainer import resolve_device
+
+    m = load(model, device=resolve_device(device))
+    images = sample_images(m, n, seed=seed, class_label=class_label)
+    command = f"pixelforge sample {model} --n {n} --seed {seed}"
+    if class_label is not None:
+        command += f" --class {class_label}"
+    meta = provenance(m, command, seed=seed, n=n, class_label=class_label)
+    written = save_samples(images, out_path, meta)
+    out().print(
+        f"wrote {out_path}" if len(written) == 1 else f"wrote {len(written)} images to {out_path}"
+    )
+
+
+@app.command()
+def info(
+    path: Annotated[
+        Path, typer.Argument(help="A PNG made by pixelforge, a model dir or a run dir.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show how an image was made, or what a model or run is."""
+    from pixelforge import runs
+    from pixelforge.hub import read_model_meta, resolve_model_dir
+    from pixelforge.io.images import read_provenance
+
+    if path.is_file():
+        doc = read_provenance(path)
+        if doc is None:
+            raise PixelforgeError(
+                f"{path} has no pixelforge provenance (it was not written by pixelforge)."
+            )
+    elif path.is_dir():
+        model_dir = resolve_model_dir(path)
+        doc = read_model_meta(model_dir)
+        if runs.is_run_dir(path):
+            latest = runs.latest_checkpoint(path)
+            doc = {"run": str(path), "latest_step": latest[0] if latest else None, "model": doc}
+    else:
+        raise PixelforgeError(f"no such file or folder: {path}")
+    if as_json:
+        out().print_json(json.dumps(doc))
+    else:
+        table = Table(show_header=False, box=None)
+        for key, value in _flatten(doc):
+            table.add_row(Text(key, style="bold"), Text(str(value)))
+        out().print(table)
+
+
+def _flatten(doc: dict, prefix: str = "") -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, name + ".")
+        else:
+            rows.append((name, json.dumps(value) if isinstance(value, list | dict) else value))
+    return rows
+
+
+# ---------------------------------------------------------------------------- models / data / weights
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the model families and the shipped models."""
+    from pixelforge.hub import read_model_meta, shipped_models
+    from pixelforge.registry import list_families
+
+    table = Table("family", "what it is")
+    for fam in list_families():
+        table.add_row(fam.name, fam.summary)
+    out().print(table)
+    shipped = shipped_models()
+    if shipped:
+        t2 = Table("shipped model", "family", "about")
+        for name, path in shipped.items():
+            meta = read_model_meta(path)
+            t2.add_row(name, meta["family"], str(meta.get("card", {}).get("summary", "")))
+        out().print(t2)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the built-in datasets."""
+    from pixelforge.data import list_datasets
+
+    table = Table("dataset", "what it is")
+    for name, desc in list_datasets():
+        table.add_row(name, desc)
+    out().print(table)
+    out().print(
+        "User data: folder:PATH (labels from sub-folders), paired:PATH (pix2pix), unpaired:PATH (CycleGAN)."
+    )
+
+
+@data_app.command("show")
+def data_show(
+    spec: Annotated[str, typer.Argument(help="Dataset spec.")],
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write a grid of examples to this PNG.")
+    ] = None,
+    n: Annotated[int, typer.Option(help="Examples in the grid.")] = 64,
+    size: Annotated[int, typer.Option(help="Image size for the grid.")] = 32,
+) -> None:
+    """Describe a dataset (and optionally write a grid of examples)."""
+    import dataclasses
+
+    from pixelforge.data import inspect_dataset, open_dataset
+
+    info_ = inspect_dataset(spec)
+    table = Table(show_header=False, box=None)
+    for key, value in dataclasses.asdict(info_).items():
+        table.add_row(Text(key, style="bold"), Text(str(value)))
+    out().print(table)
+    if out_path is not None:
+        import torch
+
+        from pixelforge.io.images import write_png
+        from pixelforge.viz import make_grid
+
+        ds = open_dataset(spec, image_size=size, channels=3 if info_.channels != 1 else 1)
+        idx = torch.arange(min(n, len(ds)))
+        batch = ds.get_batch(idx)
+        key = "image" if "image" in batch else "A"
+        write_png(
+            out_path, make_grid((batch[key] + 1) / 2), {"dataset": spec, "kind": "dataset examples"}
+        )
+        out().print(f"wrote {out_path}")
+
+
+@data_app.command("check")
+def data_check(spec: Annotated[str, typer.Argument(help="Dataset spec.")]) -> None:
+    """Decode every image of a dataset and list the unreadable ones."""
+    from pixelforge.data import check_dataset
+
+    report = check_dataset(spec)
+    out().print(f"{report.readable} of {report.total} images readable")
+    for path, reason in report.unreadable:
+        out().print(Text(f"  {path}: {reason}"))
+    if report.unreadable:
+        raise typer.Exit(1)
+
+
+@weights_app.command("import")
+def weights_import(
+    src: Annotated[Path, typer.Argument(help="A pickled PyTorch state dict (.pth/.pt/.bin).")],
+    out_path: Annotated[Path, typer.Option("--out", help="The safetensors file to write.")],
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="I trust this file's source.")
+    ] = False,
+) -> None:
+    """Convert a trusted pickled state dict to safetensors (read with weights_only=True)."""
+    from pixelforge.hub import import_pickled
+
+    digest = import_pickled(src, out_path, allow_pickle=allow_pickle)
+    out().print(f"wrote {out_path} (sha256 {digest})")
+
+
+# ---------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where the demo writes its results.")
+    ] = Path("pixelforge-demo"),
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Train again even if a model exists.")
+    ] = False,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+) -> None:
+    """Train a class-conditional DCGAN on digits (~2 minutes on 2 CPU cores) and show results."""
+    from pixelforge.demo import run_demo
+
+    _set_threads(threads)
+    report = run_demo(out_dir, retrain=retrain, console=err())
+    out().print(f"demo results in {out_dir}/: {', '.join(p.name for p in report)}")
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (used in-process by the tests)."""
+    try:
+        result = app(args=argv, prog_name="pixelforge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err().print("aborted")
+        return 130
+    except PixelforgeError as exc:
+        err().print(Text("error: ", style="bold red") + Text(str(exc)))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err().print("interrupted")
+        return 130
+    return int(result or 0) if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Sampling from a loaded generator and writing the results with provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelforge.errors import ConfigError
+from pixelforge.io.images import write_png
+from pixelforge.models.base import ImageGenerator
+from pixelforge.version import __version__
+from pixelforge.viz import make_grid
+
+MAX_SAMPLES = 10_000
+
+
+def sample_images(
+    model: torch.nn.Module, n: int, *, seed: int = 0, class_label: int | None = None
+) -> torch.Tensor:
+    """``n`` images in [0, 1] (N x C x H x W, CPU) from ``model``."""
+    if not isinstance(model, ImageGenerator):
+        raise ConfigError(
+            f"a {getattr(model, 'family', type(model).__name__)} model does not sample from noise."
+        )
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ConfigError(f"--n must be between 1 and {MAX_SAMPLES}, got {n}.")
+    return model.sample(n, seed=seed, class_label=class_label)
+
+
+def provenance(model: torch.nn.Module, command: str, **fields: Any) -> dict[str, Any]:
+    """The provenance stored in every generated PNG (no paths, no timestamps)."""
+    return {
+        "family": getattr(model, "family", None),
+        "model_sha256": getattr(model, "model_sha256", None),
+        "pixelforge_version": __version__,
+        "command": command,
+        **fields,
+    }
+
+
+def save_samples(images: torch.Tensor, out: str | Path, meta: dict[str, Any]) -> list[Path]:
+    """``out`` ending in .png: one grid. Otherwise a folder with one PNG per sample."""
+    target = Path(out)
+    if target.suffix.lower() == ".png":
+        write_png(target, make_grid(images), meta)
+        return [target]
+    if target.suffix:
+        raise ConfigError(f"--out must end in .png (one grid) or be a folder, got '{out}'.")
+    written = []
+    for i, img in enumerate(images):
+        path = target / f"sample-{i:05d}.png"
+        write_png(path, img, {**meta, "index": i})
+        written.append(path)
+    return written

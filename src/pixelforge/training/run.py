@@ -1,0 +1,211 @@
+"""Create or resume a run: the one place a run's configuration is decided.
+
+New run: defaults <- ``--config`` file <- ``--set`` values (<- the ``--init`` model's architecture),
+then fields left null (``channels``, ``num_classes``) are taken from the dataset. The result is
+written to ``run.json`` and fixed for the run. Resumed run: architecture, data and data options
+come from ``run.json``; a flag that contradicts them is an error; training options (``train.*``,
+such as a higher ``train.steps``) may change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pixelforge import runs
+from pixelforge.config import from_dict, merge, to_dict
+from pixelforge.data import DataConfig, DatasetInfo, inspect_dataset
+from pixelforge.errors import ConfigError, DataError
+from pixelforge.io.atomic import atomic_write_text
+from pixelforge.registry import Family, get_family
+from pixelforge.version import __version__
+
+RUN_FORMAT_VERSION = 1
+SECTIONS = ("model", "train", "data")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run."""
+
+    family: Family
+    data: str  # dataset spec, e.g. "digits" or "folder:/photos"
+    model: Any  # the family's model config
+    train: Any  # the family's train config
+    data_config: DataConfig
+    init: str | None = None  # the model dir training started from, if any
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": RUN_FORMAT_VERSION,
+            "pixelforge_version": __version__,
+            "family": self.family.name,
+            "data": self.data,
+            "init": self.init,
+            "config": {
+                "model": to_dict(self.model),
+                "train": to_dict(self.train),
+                "data": to_dict(self.data_config),
+            },
+        }
+
+
+def default_config(family: Family) -> dict[str, Any]:
+    """The family's defaults as a nested dict."""
+    return {
+        "model": to_dict(family.config_cls()),
+        "train": to_dict(family.train_config_cls()),
+        "data": to_dict(DataConfig()),
+    }
+
+
+def _check_sections(values: dict[str, Any], where: str) -> None:
+    for key in values:
+        if key not in SECTIONS:
+            raise ConfigError(
+                f"{where}: unknown section '{key}'; use model., train. or data. keys."
+            )
+
+
+def _build(family: Family, values: dict[str, Any]) -> tuple[Any, Any, DataConfig]:
+    model = from_dict(family.config_cls, values.get("model", {}), where="model")
+    train = from_dict(family.train_config_cls, values.get("train", {}), where="train")
+    data_config = from_dict(DataConfig, values.get("data", {}), where="data")
+    data_config.validate()
+    return model, train, data_config
+
+
+def resolve_from_data(model: Any, info: DatasetInfo) -> Any:
+    """Fill the model fields left null from the dataset, and check the ones that were set."""
+    names = {f.name for f in dataclasses.fields(model)}
+    changes: dict[str, Any] = {}
+    if "channels" in names and model.channels is None:
+        changes["channels"] = 1 if info.channels == 1 else 3
+    if "num_classes" in names:
+        k = model.num_classes
+        if k is None:
+            changes["num_classes"] = info.num_classes
+        elif k > 0 and info.num_classes == 0:
+            raise ConfigError(
+                f"model.num_classes={k} asks for a class-conditional model, but dataset '{info.spec}' "
+                "has no labels (put images in one sub-folder per class, or set model.num_classes=0)."
+            )
+        elif k > 0 and k != info.num_classes:
+            raise ConfigError(
+                f"model.num_classes={k} but dataset '{info.spec}' has {info.num_classes} classes; "
+                f"set model.num_classes={info.num_classes} (or null to take it from the data)."
+            )
+    return dataclasses.replace(model, **changes) if changes else model
+
+
+def read_run(run_dir: Path) -> RunSpec:
+    """The RunSpec stored in ``run_dir/run.json``."""
+    path = run_dir / runs.RUN_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} is unreadable: {exc}") from None
+    if doc.get("format_version") != RUN_FORMAT_VERSION:
+        raise ConfigError(f"{path}: run format {doc.get('format_version')} is not supported.")
+    family = get_family(doc["family"])
+    model, train, data_config = _build(family, doc["config"])
+    return RunSpec(family, doc["data"], model, train, data_config, doc.get("init"))
+
+
+def write_run(run_dir: Path, spec: RunSpec) -> None:
+    """Write ``run.json`` atomically."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        run_dir / runs.RUN_FILE, json.dumps(spec.to_json(), indent=2, sort_keys=True) + "\n"
+    )
+
+
+def _conflicts(section: str, stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    return [
+        f"{section}.{k}={json.dumps(v)} (run has {json.dumps(stored.get(k))})"
+        for k, v in asked.items()
+        if k in stored and stored[k] != (list(v) if isinstance(v, tuple) else v)
+    ]
+
+
+def prepare_run(
+    family_name: str | None,
+    data: str | None,
+    out: Path,
+    *,
+    config_file: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    init: str | None = None,
+) -> tuple[RunSpec, bool]:
+    """Decide the run's configuration. Returns (spec, resumed)."""
+    overrides = overrides or {}
+    config_file = config_file or {}
+    _check_sections(overrides, "--set")
+    _check_sections(config_file, "--config")
+    asked = merge(config_file, overrides)
+
+    if runs.is_run_dir(out):
+        stored = read_run(out)
+        if family_name is not None and family_name != stored.family.name:
+            raise ConfigError(
+                f"{out} is a {stored.family.name} run; it cannot continue as {family_name}. "
+                "Choose another --out for a new run."
+            )
+        if data is not None and data != stored.data:
+            raise ConfigError(
+                f"{out} was trained on '{stored.data}', not '{data}'. "
+                "Choose another --out for a new run on other data."
+            )
+        if init is not None:
+            raise ConfigError(
+                f"--init starts a new run, but {out} already holds one; choose another --out."
+            )
+        doc = stored.to_json()["config"]
+        conflicts = _conflicts("model", doc["model"], asked.get("model", {}))
+        conflicts += _conflicts("data", doc["data"], asked.get("data", {}))
+        if conflicts:
+            raise ConfigError(
+                f"{out} is an existing run and these are fixed for it: {'; '.join(conflicts)}. "
+                "Drop those settings to resume, or choose another --out for a new run."
+            )
+        train = from_dict(
+            stored.family.train_config_cls,
+            merge(doc["train"], asked.get("train", {})),
+            where="train",
+        )
+        return dataclasses.replace(stored, train=train), True
+
+    if family_name is None:
+        raise ConfigError(f"{out} holds no run yet: name a family (pixelforge train FAMILY ...).")
+    if data is None:
+        raise ConfigError(
+            "a new run needs --data (for example --data digits; see `pixelforge data list`)."
+        )
+    family = get_family(family_name)
+    values = merge(default_config(family), asked)
+    init_dir = None
+    if init is not None:
+        from pixelforge.hub import read_model_meta, resolve_model_dir
+
+        init_dir = resolve_model_dir(init)
+        meta = read_model_meta(init_dir)
+        if meta["family"] != family.name:
+            raise ConfigError(f"--init {init} is a {meta['family']} model, not {family.name}.")
+        conflicts = _conflicts("model", meta["config"], asked.get("model", {}))
+        if conflicts:
+            raise ConfigError(
+                f"--init fixes the architecture; these conflict with it: {'; '.join(conflicts)}."
+            )
+        values["model"] = meta["config"]
+    model, train, data_config = _build(family, values)
+    try:
+        info = inspect_dataset(data, data_config)
+    except DataError:
+        raise
+    model = resolve_from_data(model, info)
+    return RunSpec(
+        family, data, model, train, data_config, str(init_dir) if init_dir else None
+    ), False
