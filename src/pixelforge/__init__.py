@@ -1,5 +1,13 @@
-"""pixelforge: train, run and evaluate generative imaging models."""
+"""pixelforge: train, run and evaluate generative imaging models.
 
+>>> import pixelforge
+>>> model = pixelforge.load("runs/digits")          # a model dir, run dir or shipped model name
+>>> images = model.sample(16, seed=0)               # N x C x H x W floats in [0, 1]
+"""
+
+from pixelforge.api import list_models, train
+from pixelforge.errors import PixelforgeError
+from pixelforge.hub import load, save_model
 from pixelforge.version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["PixelforgeError", "__version__", "list_models", "load", "save_model", "train"]

@@ -22,7 +22,7 @@ def maybe_spectral(module: nn.Module, enabled: bool) -> nn.Module:
 
 @torch.no_grad()
 def dcgan_init(module: nn.Module) -> None:
-    """DCGAN initialisation (Radford et al. 2016): conv weights N(0, 0.02), norm scales N(1, 0.02)."""
+    """DCGAN initialisation (Radford et al. 2016): weights N(0, 0.02), norm scales N(1, 0.02)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             weight = (
@@ -31,6 +31,11 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            weight = (
+                m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            )
+            nn.init.normal_(weight, 0.0, 0.02)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

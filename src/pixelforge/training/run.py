@@ -124,10 +124,11 @@ def write_run(run_dir: Path, spec: RunSpec) -> None:
 
 
 def _conflicts(section: str, stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """Asked values that differ from the stored ones (null asks for "from the data": no conflict)."""
     return [
         f"{section}.{k}={json.dumps(v)} (run has {json.dumps(stored.get(k))})"
         for k, v in asked.items()
-        if k in stored and stored[k] != (list(v) if isinstance(v, tuple) else v)
+        if k in stored and v is not None and stored[k] != (list(v) if isinstance(v, tuple) else v)
     ]
 
 

@@ -1,0 +1,288 @@
+"""Trainer overhead: DCGAN images/s through pixelforge's Trainer against a bare PyTorch loop.
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/trainer_overhead.py [--steps 40] [--rounds 5] [--threads 2]
+        [--warmup 10] [--json-out PATH]
+
+Both loops train the same DCGAN architecture (built from the same resolved config, same seed,
+so the same initial weights) on the same in-memory ``digits`` tensor at the same batch size, in
+one process. After ``--warmup`` untimed steps of each, ``--rounds`` rounds each time
+``--steps`` steps of the bare loop and ``--steps`` steps of ``Trainer.run_step``; the order
+inside a round alternates (bare first, then pixelforge first, ...) so that drift in machine load
+hits both alike. Reported: the per-round images/s of each, their medians, and
+``overhead_pct = (bare - pixelforge) / bare * 100`` of the medians (plus the per-round paired
+overheads). ``Trainer.fit()`` is then timed once end to end over ``--steps`` steps on a fresh run
+and reported separately (it includes logging and the final checkpoint).
+
+Two configurations: the default DCGAN (32x32, unconditional, widths 64, z 100) as the headline,
+and the demo's class-conditional one (widths 32, z 64, 10 classes taken from the data).
+
+This is a benchmark, not a test: it prints one JSON document and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pixelforge.config import to_dict
+from pixelforge.models.dcgan import DCGAN
+from pixelforge.training.run import prepare_run
+from pixelforge.training.trainer import Trainer
+
+BATCH_SIZE = 64
+DATA = "digits"
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default (unconditional)": {"image_size": 32, "num_classes": 0},
+    "demo (class-conditional)": {
+        "image_size": 32,
+        "num_classes": None,
+        "g_width": 32,
+        "d_width": 32,
+        "z_dim": 64,
+    },
+}
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or platform's guess elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def train_overrides(steps: int) -> dict[str, Any]:
+    """Training options: CPU, batch 64, and no periodic checkpoints, samples or TensorBoard."""
+    return {
+        "steps": steps,
+        "batch_size": BATCH_SIZE,
+        "device": "cpu",
+        "checkpoint_every": 10**9,
+        "sample_every": 0,
+        "tensorboard": False,
+        "log_every": 50,
+    }
+
+
+def make_trainer(model: dict[str, Any], run_dir: Path, steps: int) -> Trainer:
+    """A fresh pixelforge Trainer on ``digits`` with the given model overrides."""
+    spec, _ = prepare_run(
+        "dcgan", DATA, run_dir, overrides={"model": model, "train": train_overrides(steps)}
+    )
+    return Trainer(spec, run_dir, progress=False)
+
+
+class BareLoop:
+    """The PyTorch DCGAN example loop over pixelforge's DCGAN modules, with the same math.
+
+    Per step: a batch from a random permutation of the same in-memory dataset (the dataset's
+    own ``get_batch``), one latent draw and one generated batch used detached for the
+    discriminator update and attached for the generator update, non-saturating losses via
+    softplus, Adam(2e-4, (0.5, 0.999)) for each network, the discriminator frozen during the
+    generator update, an EMA of the generator (``torch._foreach_lerp_`` on the weights,
+    ``torch._foreach_copy_`` on the batch-norm buffers) and ``.item()`` of both losses.
+    """
+
+    def __init__(self, trainer: Trainer) -> None:
+        cfg = trainer.spec.model
+        torch.manual_seed(trainer.cfg.seed)  # the Trainer's seed: the same initial weights
+        model = DCGAN(cfg)
+        self.G = model.generator
+        self.D = model.discriminator
+        self.G.train()
+        self.D.train()
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False).eval()
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.ema_p = list(self.G_ema.parameters())
+        self.src_p = list(self.G.parameters())
+        self.ema_b = [b for b in self.G_ema.buffers() if b.is_floating_point()]
+        self.src_b = [b for b in self.G.buffers() if b.is_floating_point()]
+        self.ema_b_int = [b for b in self.G_ema.buffers() if not b.is_floating_point()]
+        self.src_b_int = [b for b in self.G.buffers() if not b.is_floating_point()]
+        self.dataset = trainer.dataset
+        self.num_classes = int(cfg.num_classes)
+        self.z_dim = int(cfg.z_dim)
+        self.batch = BATCH_SIZE
+        self.per_epoch = len(self.dataset) // self.batch
+        self.perm = torch.randperm(len(self.dataset))
+        self.i = 0
+        self.ema_decay = 0.999
+
+    def step(self) -> tuple[float, float]:
+        """One training step; returns (loss_D, loss_G)."""
+        if self.i == self.per_epoch:
+            self.perm = torch.randperm(len(self.dataset))
+            self.i = 0
+        idx = self.perm[self.i * self.batch : (self.i + 1) * self.batch]
+        self.i += 1
+        data = self.dataset.get_batch(idx)
+        real = data["image"]
+        labels = data["label"] if self.num_classes else None
+        fake_labels = torch.randint(self.num_classes, (self.batch,)) if self.num_classes else None
+        fake = self.G(torch.randn(self.batch, self.z_dim), fake_labels)
+
+        # Discriminator: real vs detached fake
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d = (
+            F.softplus(-self.D(real, labels)).mean()
+            + F.softplus(self.D(fake.detach(), fake_labels)).mean()
+        )
+        loss_d.backward()
+        self.opt_d.step()
+
+        # Generator: the same fake batch, discriminator frozen
+        self.D.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g = F.softplus(-self.D(fake, fake_labels)).mean()
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self.ema_p, self.src_p, 1.0 - self.ema_decay)
+            if self.ema_b:
+                torch._foreach_copy_(self.ema_b, self.src_b)
+            for dst, src in zip(self.ema_b_int, self.src_b_int, strict=True):
+                dst.copy_(src)
+        return loss_d.item(), loss_g.item()
+
+
+def timed_images_per_s(fn: Callable[[], object], steps: int) -> float:
+    """Images/s over ``steps`` calls of ``fn`` (each trains on one batch)."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return steps * BATCH_SIZE / (time.perf_counter() - start)
+
+
+def measure(
+    name: str, model: dict[str, Any], args: argparse.Namespace, work: Path
+) -> dict[str, Any]:
+    """Interleaved rounds of both loops on one configuration, then one timed ``fit()``."""
+    run_dir = work / "steps"
+    trainer = make_trainer(model, run_dir, steps=10**6)
+    bare = BareLoop(trainer)
+    pf_step = 0
+
+    def pixelforge_step() -> None:
+        nonlocal pf_step
+        trainer.run_step(pf_step)
+        pf_step += 1
+
+    timed_images_per_s(bare.step, args.warmup)
+    timed_images_per_s(pixelforge_step, args.warmup)
+
+    bare_rounds: list[float] = []
+    pf_rounds: list[float] = []
+    for r in range(args.rounds):
+        if r % 2 == 0:
+            bare_rounds.append(timed_images_per_s(bare.step, args.steps))
+            pf_rounds.append(timed_images_per_s(pixelforge_step, args.steps))
+        else:
+            pf_rounds.append(timed_images_per_s(pixelforge_step, args.steps))
+            bare_rounds.append(timed_images_per_s(bare.step, args.steps))
+
+    # Trainer.fit() end to end over --steps steps on a fresh run (includes the final checkpoint)
+    fit_dir = work / "fit"
+    fit_trainer = make_trainer(model, fit_dir, steps=args.steps)
+    start = time.perf_counter()
+    fit_trainer.fit()
+    fit_seconds = time.perf_counter() - start
+    fit_ips = args.steps * BATCH_SIZE / fit_seconds
+
+    bare_med = statistics.median(bare_rounds)
+    pf_med = statistics.median(pf_rounds)
+    paired = [(b - p) / b * 100 for b, p in zip(bare_rounds, pf_rounds, strict=True)]
+    return {
+        "name": name,
+        "model": to_dict(trainer.spec.model),
+        "bare_images_per_s": round(bare_med, 1),
+        "pixelforge_images_per_s": round(pf_med, 1),
+        "overhead_pct": round((bare_med - pf_med) / bare_med * 100, 2),
+        "paired_overhead_pct_median": round(statistics.median(paired), 2),
+        "rounds": {
+            "bare_images_per_s": [round(v, 1) for v in bare_rounds],
+            "pixelforge_images_per_s": [round(v, 1) for v in pf_rounds],
+            "paired_overhead_pct": [round(v, 2) for v in paired],
+        },
+        "fit": {
+            "steps": args.steps,
+            "seconds": round(fit_seconds, 3),
+            "images_per_s": round(fit_ips, 1),
+            "vs_bare_median_pct": round((bare_med - fit_ips) / bare_med * 100, 2),
+        },
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=40, help="timed steps per loop per round")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps of each loop first")
+    p.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.rounds < 1 or args.threads < 1 or args.warmup < 0:
+        p.error("--steps, --rounds and --threads must be >= 1, --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = datetime.datetime.now(datetime.UTC)
+    load_before = os.getloadavg()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pixelforge-bench-") as tmp:
+        for i, (name, model) in enumerate(CONFIGS.items()):
+            results.append(measure(name, model, args, Path(tmp) / f"config-{i}"))
+    report = {
+        "benchmark": "trainer_overhead",
+        "command": " ".join([".venv/bin/python", "benchmarks/trainer_overhead.py", *sys.argv[1:]]),
+        "date_utc": started.isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": cpu_model(),
+            "logical_cpus": os.cpu_count(),
+            "loadavg_1m_before": round(load_before[0], 2),
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        },
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "data": DATA,
+        "batch_size": BATCH_SIZE,
+        "steps_per_round": args.steps,
+        "rounds": args.rounds,
+        "warmup_steps": args.warmup,
+        "results": results,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json_out is not None:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""The Python API: the same operations as the command line, as functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pixelforge.config import merge, split_overrides
+
+
+def train(
+    family: str | None,
+    data: str | None,
+    out: str | Path,
+    *,
+    steps: int | None = None,
+    config: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    init: str | None = None,
+    progress: bool = False,
+) -> Path:
+    """Train (or resume) a run, exactly as `pixelforge train`; returns the run folder.
+
+    ``config`` is a nested dict like a ``--config`` file ({"model": {...}, "train": {...}});
+    ``overrides`` are ``--set`` strings ("train.lr=1e-4").
+    """
+    from pixelforge.training.run import prepare_run
+    from pixelforge.training.trainer import Trainer
+
+    values = merge(config or {}, split_overrides(overrides or []))
+    if steps is not None:
+        values = merge(values, {"train": {"steps": steps}})
+    spec, _ = prepare_run(family, data, Path(out), overrides=values, init=init)
+    Trainer(spec, out, progress=progress).fit()
+    return Path(out)
+
+
+def list_models() -> list[str]:
+    """Names of the model families pixelforge can train."""
+    from pixelforge.registry import list_families
+
+    return [f.name for f in list_families()]

@@ -1,0 +1,204 @@
+"""The command line, in-process: the commands a user types, their files and their errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import FIXTURES
+
+from pixelforge.io.images import read_image, read_provenance
+
+TINY = [
+    "--set",
+    "model.image_size=8",
+    "--set",
+    "model.z_dim=8",
+    "--set",
+    "model.g_width=8",
+    "--set",
+    "model.d_width=8",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.sample_every=0",
+    "--set",
+    "train.tensorboard=false",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
+
+
+@pytest.fixture
+def trained(tmp_path, cli):
+    run = tmp_path / "run"
+    code, out, err = cli(
+        "train",
+        "dcgan",
+        "--data",
+        "digits",
+        "--steps",
+        "2",
+        "--out",
+        run,
+        "--set",
+        "model.num_classes=null",
+        *TINY,
+    )
+    assert code == 0, err
+    return run
+
+
+def test_train_sample_info_round_trip(trained, tmp_path, cli):
+    a, b = tmp_path / "a.png", tmp_path / "elsewhere" / "b.png"
+    for path in (a, b):
+        code, _, err = cli(
+            "sample", trained, "--n", "12", "--seed", "3", "--class", "4", "--out", path
+        )
+        assert code == 0, err
+    assert a.read_bytes() == b.read_bytes()  # same seed, same bytes, whatever the output path
+    meta = read_provenance(a)
+    assert meta["seed"] == 3 and meta["class_label"] == 4 and meta["family"] == "dcgan"
+    assert len(meta["model_sha256"]) == 64 and "a.png" not in meta["command"]
+    code, out, _ = cli("info", a, "--json")
+    assert code == 0 and json.loads(out)["command"] == meta["command"]
+    code, out, _ = cli("info", trained, "--json")
+    assert code == 0 and json.loads(out)["model"]["config"]["num_classes"] == 10
+
+    other = tmp_path / "c.png"
+    cli("sample", trained, "--n", "12", "--seed", "4", "--class", "4", "--out", other)
+    assert other.read_bytes() != a.read_bytes()
+
+
+def test_sample_to_a_folder_writes_one_png_each(trained, tmp_path, cli):
+    code, _, err = cli("sample", trained, "--n", "5", "--out", tmp_path / "many")
+    assert code == 0, err
+    files = sorted((tmp_path / "many").glob("*.png"))
+    assert len(files) == 5
+    assert read_image(files[0], mode="L").shape == (8, 8, 1)
+    assert read_provenance(files[2])["index"] == 2
+
+
+def test_print_config_shows_resolved_fields_and_writes_nothing(tmp_path, cli):
+    code, out, _ = cli(
+        "train",
+        "dcgan",
+        "--data",
+        "digits",
+        "--out",
+        tmp_path / "r",
+        "--print-config",
+        "--set",
+        "model.num_classes=null",
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["config"]["model"]["channels"] == 1 and doc["config"]["model"]["num_classes"] == 10
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "dcgan", "--data", "digts"], "Did you mean 'digits'"),
+        (["train", "dcgna", "--data", "digits"], "Did you mean 'dcgan'"),
+        (["train", "dcgan", "--data", "folder:/no/such/folder"], "no such folder"),
+        (
+            ["train", "dcgan", "--data", "digits", "--set", "model.image_sise=32"],
+            "model.image_sise",
+        ),
+        (["train", "dcgan", "--data", "digits", "--set", "train.lr=-1"], "train.lr"),
+        (
+            ["train", "dcgan", "--data", "digits", "--config", "/no/such.json"],
+            "config file not found",
+        ),
+        (["sample", "/no/such/model", "--out", "x.png"], "no such model"),
+        (["info", "/no/such/file.png"], "no such file"),
+    ],
+)
+def test_user_mistakes_end_with_one_clear_line_and_exit_2(args, needle, tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(*args)
+    assert code == 2
+    assert needle in err and "Traceback" not in err + out
+    assert err.startswith("error: ")
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_bad_class_and_tampered_model_are_refused(trained, tmp_path, cli):
+    code, _, err = cli("sample", trained, "--class", "10", "--out", tmp_path / "x.png")
+    assert code == 2 and "between 0 and 9" in err
+    assert not (tmp_path / "x.png").exists()
+    weights = next(trained.glob("checkpoints/*/model/model.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01
+    weights.write_bytes(bytes(data))
+    code, _, err = cli("sample", trained, "--out", tmp_path / "x.png")
+    assert code == 2 and "SHA-256" in err
+
+
+def test_resume_by_run_dir_and_conflicting_architecture(trained, cli):
+    code, _, err = cli(
+        "train", "--out", trained, "--steps", "3", "--device", "cpu", "--no-progress"
+    )
+    assert code == 0, err
+    code, _, err = cli("train", "--out", trained, "--set", "model.image_size=16", "--no-progress")
+    assert code == 2 and "model.image_size=16 (run has 8)" in err
+
+
+def test_models_and_data_listings(cli, tmp_path):
+    code, out, _ = cli("models", "list")
+    assert code == 0 and "dcgan" in out
+    code, out, _ = cli("data", "list")
+    assert code == 0 and all(
+        name in out for name in ("digits", "faces", "photos", "shapes", "emoji")
+    )
+    code, out, _ = cli("data", "show", "digits:test", "--out", tmp_path / "d.png", "--n", "16")
+    assert code == 0 and "360" in out and (tmp_path / "d.png").is_file()
+
+
+def test_data_check_lists_unreadable_files(tmp_path, cli):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    from pixelforge.io.images import write_png
+
+    for i in range(3):
+        write_png(folder / f"{i}.png", torch.rand(3, 8, 8))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    code, out, _ = cli("data", "check", f"folder:{folder}")
+    assert code == 1 and "3 of 4" in out and "broken.png" in out
+
+
+def test_weights_import_needs_allow_pickle(tmp_path, cli):
+    src = tmp_path / "w.pth"
+    torch.save({"w": torch.ones(2)}, src)
+    code, _, err = cli("weights", "import", src, "--out", tmp_path / "w.safetensors")
+    assert code == 2 and "--allow-pickle" in err
+    code, _, err = cli(
+        "weights", "import", src, "--out", tmp_path / "w.safetensors", "--allow-pickle"
+    )
+    assert code == 0 and (tmp_path / "w.safetensors").is_file()
+
+
+def test_old_format_model_samples_from_the_cli(tmp_path, cli):
+    code, _, err = cli("sample", FIXTURES / "model_v0", "--n", "4", "--out", tmp_path / "g.png")
+    assert code == 0, err
+
+
+def test_python_api_trains_loads_and_samples(tmp_path):
+    import pixelforge
+
+    run = pixelforge.train(
+        "dcgan",
+        "digits",
+        tmp_path / "run",
+        steps=2,
+        overrides=[a for a in TINY if "=" in a and a.startswith(("model", "train"))],
+    )
+    model = pixelforge.load(run)
+    images = model.sample(4, seed=0)
+    assert images.shape == (4, 1, 8, 8)
+    assert torch.equal(images, pixelforge.load(run).sample(4, seed=0))
+    assert "dcgan" in pixelforge.list_models()
