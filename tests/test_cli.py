@@ -6,9 +6,10 @@ import json
 
 import pytest
 import torch
-from conftest import FIXTURES
 
 from pixelforge.io.images import read_image, read_provenance
+
+from conftest import FIXTURES
 
 TINY = [
     "--set",
@@ -34,7 +35,7 @@ TINY = [
 @pytest.fixture
 def trained(tmp_path, cli):
     run = tmp_path / "run"
-    code, out, err = cli(
+    code, _out, err = cli(
         "train",
         "dcgan",
         "--data",

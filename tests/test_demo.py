@@ -26,7 +26,7 @@ def test_demo_writes_results_and_reuses_the_trained_model(tmp_path, monkeypatch,
         },
     }
     monkeypatch.setattr(demo, "DEMO_SETTINGS", tiny)
-    code, out, err = cli("demo", "--out", tmp_path / "d")
+    code, _, err = cli("demo", "--out", tmp_path / "d")
     assert code == 0, err
     names = {p.name for p in (tmp_path / "d").iterdir()}
     assert {f"class-{k}.png" for k in range(10)} | {
@@ -38,7 +38,7 @@ def test_demo_writes_results_and_reuses_the_trained_model(tmp_path, monkeypatch,
     assert "class agreement" in report and "3 steps" in report
     ckpt = next((tmp_path / "d" / "run" / "checkpoints").iterdir()) / "state.json"
     before = ckpt.stat().st_mtime_ns
-    code, out, err = cli("demo", "--out", tmp_path / "d")
+    code, _out, err = cli("demo", "--out", tmp_path / "d")
     assert code == 0, err
     assert "reusing the trained demo model" in err
     assert ckpt.stat().st_mtime_ns == before

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_spec
 
 from pixelforge import hub, runs
 from pixelforge.registry import list_families
 from pixelforge.training.run import prepare_run
 from pixelforge.training.trainer import Trainer
+
+from conftest import tiny_spec
 
 FAMILIES = [f.name for f in list_families()]
 
@@ -40,5 +41,5 @@ def test_saved_model_reloads_with_identical_output_and_right_shapes(family, tmp_
     assert a.shape == (3, cfg.channels, cfg.image_size, cfg.image_size)
     assert torch.equal(a, model.sample(3, seed=7))
     assert torch.equal(a, again.sample(3, seed=7))
-    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
     assert not torch.equal(a, loaded.sample(3, seed=8))

@@ -10,10 +10,11 @@ import shutil
 import pytest
 import torch
 
-from conftest import FIXTURES
 from pixelforge import hub
 from pixelforge.errors import ModelLoadError
 from pixelforge.models.dcgan import DCGAN, DCGANConfig
+
+from conftest import FIXTURES
 
 
 def tiny_model(num_classes: int = 0) -> DCGAN:

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_spec
 from pixelforge import runs
 from pixelforge.errors import ConfigError, TrainingError
 from pixelforge.hub import read_safetensors
 from pixelforge.training.run import prepare_run, read_run, write_run
 from pixelforge.training.trainer import Trainer, TrainingInterrupted
+
+from conftest import tiny_spec
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
