@@ -262,7 +262,7 @@ def data_show(
         from pixelforge.viz import make_grid
 
         ds = open_dataset(spec, image_size=size, channels=3 if info_.channels != 1 else 1)
-        idx = torch.arange(min(n, len(ds)))
+        idx = torch.linspace(0, len(ds) - 1, min(n, len(ds))).round().long()  # spread over the set
         batch = ds.get_batch(idx)
         key = "image" if "image" in batch else "A"
         write_png(
