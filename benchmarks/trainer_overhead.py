@@ -12,7 +12,8 @@ one process. After ``--warmup`` untimed steps of each, ``--rounds`` rounds each 
 inside a round alternates (bare first, then pixelforge first, ...) so that drift in machine load
 hits both alike. Reported: the per-round images/s of each, their medians, and
 ``overhead_pct = (bare - pixelforge) / bare * 100`` of the medians (plus the per-round paired
-overheads). ``Trainer.fit()`` is then timed once end to end over ``--steps`` steps on a fresh run
+overheads). Each timed block also records ``other_cpu_pct``, the share of all cores that other
+processes used meanwhile (from /proc/stat), so that rounds disturbed by other load show. ``Trainer.fit()`` is then timed once end to end over ``--steps`` steps on a fresh run
 and reported separately (it includes logging and the final checkpoint).
 
 Two configurations: the default DCGAN (32x32, unconditional, widths 64, z 100) as the headline,
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -167,12 +169,42 @@ class BareLoop:
         return loss_d.item(), loss_g.item()
 
 
-def timed_images_per_s(fn: Callable[[], object], steps: int) -> float:
-    """Images/s over ``steps`` calls of ``fn`` (each trains on one batch)."""
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds spent busy by the whole machine since boot (Linux), or None."""
+    try:
+        fields = Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+@dataclass
+class Block:
+    """One timed block of steps: throughput, and the CPU other processes took meanwhile."""
+
+    images_per_s: float
+    other_cpu_pct: float | None  # share of all cores busy with other processes (None: unknown)
+
+
+def timed_block(fn: Callable[[], object], calls: int, images_per_call: int = BATCH_SIZE) -> Block:
+    """Time ``calls`` calls of ``fn`` (by default each trains on one batch)."""
+    busy0, own0 = _busy_cpu_seconds(), _own_cpu_seconds()
     start = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(calls):
         fn()
-    return steps * BATCH_SIZE / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    busy1, own1 = _busy_cpu_seconds(), _own_cpu_seconds()
+    other = None
+    if busy0 is not None and busy1 is not None:
+        other_s = max(0.0, (busy1 - busy0) - (own1 - own0))
+        other = 100.0 * other_s / (elapsed * (os.cpu_count() or 1))
+    return Block(calls * images_per_call / elapsed, other)
 
 
 def measure(
@@ -189,26 +221,27 @@ def measure(
         trainer.run_step(pf_step)
         pf_step += 1
 
-    timed_images_per_s(bare.step, args.warmup)
-    timed_images_per_s(pixelforge_step, args.warmup)
+    for _ in range(args.warmup):
+        bare.step()
+        pixelforge_step()
 
-    bare_rounds: list[float] = []
-    pf_rounds: list[float] = []
+    bare_blocks: list[Block] = []
+    pf_blocks: list[Block] = []
     for r in range(args.rounds):
         if r % 2 == 0:
-            bare_rounds.append(timed_images_per_s(bare.step, args.steps))
-            pf_rounds.append(timed_images_per_s(pixelforge_step, args.steps))
+            bare_blocks.append(timed_block(bare.step, args.steps))
+            pf_blocks.append(timed_block(pixelforge_step, args.steps))
         else:
-            pf_rounds.append(timed_images_per_s(pixelforge_step, args.steps))
-            bare_rounds.append(timed_images_per_s(bare.step, args.steps))
+            pf_blocks.append(timed_block(pixelforge_step, args.steps))
+            bare_blocks.append(timed_block(bare.step, args.steps))
+    bare_rounds = [b.images_per_s for b in bare_blocks]
+    pf_rounds = [b.images_per_s for b in pf_blocks]
 
     # Trainer.fit() end to end over --steps steps on a fresh run (includes the final checkpoint)
     fit_dir = work / "fit"
     fit_trainer = make_trainer(model, fit_dir, steps=args.steps)
-    start = time.perf_counter()
-    fit_trainer.fit()
-    fit_seconds = time.perf_counter() - start
-    fit_ips = args.steps * BATCH_SIZE / fit_seconds
+    fit_block = timed_block(fit_trainer.fit, 1, images_per_call=args.steps * BATCH_SIZE)
+    fit_ips = fit_block.images_per_s
 
     bare_med = statistics.median(bare_rounds)
     pf_med = statistics.median(pf_rounds)
@@ -224,14 +257,21 @@ def measure(
             "bare_images_per_s": [round(v, 1) for v in bare_rounds],
             "pixelforge_images_per_s": [round(v, 1) for v in pf_rounds],
             "paired_overhead_pct": [round(v, 2) for v in paired],
+            "bare_other_cpu_pct": [_round(b.other_cpu_pct) for b in bare_blocks],
+            "pixelforge_other_cpu_pct": [_round(b.other_cpu_pct) for b in pf_blocks],
         },
         "fit": {
             "steps": args.steps,
-            "seconds": round(fit_seconds, 3),
+            "seconds": round(args.steps * BATCH_SIZE / fit_ips, 3),
             "images_per_s": round(fit_ips, 1),
+            "other_cpu_pct": _round(fit_block.other_cpu_pct),
             "vs_bare_median_pct": round((bare_med - fit_ips) / bare_med * 100, 2),
         },
     }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,6 +11,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from pixelforge import runs
 from pixelforge.hub import load
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import write_png
+from pixelforge.models.base import ImageGenerator
 from pixelforge.training.logging import read_metrics
 from pixelforge.training.run import prepare_run
 from pixelforge.training.trainer import Trainer
@@ -84,7 +86,7 @@ def run_demo(out: Path, *, retrain: bool = False, console: Console | None = None
         trained_now = True
     train_seconds = time.perf_counter() - t0
 
-    model = load(run_dir)
+    model = cast(ImageGenerator, load(run_dir))
     k = model.num_classes
     written: list[Path] = []
     meta = {

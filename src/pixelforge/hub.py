@@ -262,7 +262,7 @@ def load_model_dir(model_dir: str | Path, *, device: str | torch.device = "cpu")
     meta = read_model_meta(d)
     family = get_family(meta["family"])
     try:
-        config = from_dict(family.config_cls, meta["config"], where="config")
+        config: Any = from_dict(family.config_cls, meta["config"], where="config")
     except ConfigError as exc:
         raise ModelLoadError(f"{d / CONFIG_NAME}: {exc}") from None
     weights = meta["weights"]

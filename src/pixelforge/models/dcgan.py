@@ -142,7 +142,7 @@ class DCGAN(ImageGenerator):
 
     def __init__(self, config: DCGANConfig) -> None:
         super().__init__()
-        self.config = config
+        self.config: DCGANConfig = config
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
         dcgan_init(self)

@@ -53,7 +53,7 @@ class GANTask(TrainTask):
                 "train.loss=wgan-gp needs a discriminator without batch norm "
                 "(its penalty is per sample): set model.d_norm=none."
             )
-        self.model = self.model_cls(model_config)
+        self.model: Any = self.model_cls(model_config)
         ema = self._frozen_copy(self.model.generator)
         self.modules = {"G": self.model.generator, "D": self.model.discriminator, "G_ema": ema}
         self.ema = {"G_ema": "G"}
@@ -133,13 +133,13 @@ class GANTask(TrainTask):
         D.requires_grad_(True)
         return {"loss_D": loss_d.detach(), "loss_G": loss_g.detach()}
 
-    def export(self) -> torch.nn.Module:
+    def export(self) -> Any:
         model = self.model_cls(self.model_config)
         model.generator.load_state_dict(self.modules["G_ema"].state_dict())
         model.discriminator.load_state_dict(self.modules["D"].state_dict())
         return model
 
-    def init_from(self, model: torch.nn.Module) -> None:
+    def init_from(self, model: Any) -> None:
         self.modules["G"].load_state_dict(model.generator.state_dict())
         self.modules["G_ema"].load_state_dict(model.generator.state_dict())
         self.modules["D"].load_state_dict(model.discriminator.state_dict())
@@ -147,4 +147,5 @@ class GANTask(TrainTask):
     @torch.no_grad()
     def sample_grid(self, n: int, seed: int) -> torch.Tensor:
         model = self.export().to(next(self.modules["G_ema"].parameters()).device)
-        return model.sample(n, seed=seed)
+        images: torch.Tensor = model.sample(n, seed=seed)
+        return images

@@ -71,8 +71,8 @@ def _check_sections(values: dict[str, Any], where: str) -> None:
 
 
 def _build(family: Family, values: dict[str, Any]) -> tuple[Any, Any, DataConfig]:
-    model = from_dict(family.config_cls, values.get("model", {}), where="model")
-    train = from_dict(family.train_config_cls, values.get("train", {}), where="train")
+    model: Any = from_dict(family.config_cls, values.get("model", {}), where="model")
+    train: Any = from_dict(family.train_config_cls, values.get("train", {}), where="train")
     data_config = from_dict(DataConfig, values.get("data", {}), where="data")
     data_config.validate()
     return model, train, data_config
@@ -172,7 +172,7 @@ def prepare_run(
                 f"{out} is an existing run and these are fixed for it: {'; '.join(conflicts)}. "
                 "Drop those settings to resume, or choose another --out for a new run."
             )
-        train = from_dict(
+        train: Any = from_dict(
             stored.family.train_config_cls,
             merge(doc["train"], asked.get("train", {})),
             where="train",

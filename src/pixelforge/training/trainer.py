@@ -215,8 +215,8 @@ class Trainer:
         beta = self.cfg.ema_beta(step)
         for ema_name, src_name in self.task.ema.items():
             ema, src = self.task.modules[ema_name], self.task.modules[src_name]
-            ema_p = list(ema.parameters())
-            src_p = list(src.parameters())
+            ema_p: list[torch.Tensor] = list(ema.parameters())
+            src_p: list[torch.Tensor] = list(src.parameters())
             if beta == 0.0:
                 torch._foreach_copy_(ema_p, src_p)
             else:
