@@ -279,8 +279,8 @@ def load_model_dir(model_dir: str | Path, *, device: str | torch.device = "cpu")
         )
     model.load_state_dict(tensors, strict=True)
     model.eval()
-    model.model_sha256 = weights.get("sha256")  # type: ignore[assignment]
-    model.card = meta.get("card", {})  # type: ignore[assignment]
+    model.model_sha256 = weights.get("sha256")
+    model.card = meta.get("card", {})
     return model.to(device)
 
 
