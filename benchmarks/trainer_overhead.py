@@ -3,18 +3,23 @@
 Run from the project root::
 
     .venv/bin/python benchmarks/trainer_overhead.py [--steps 40] [--rounds 5] [--threads 2]
-        [--warmup 10] [--json-out PATH]
+        [--chunk 2] [--warmup 10] [--max-other-cpu 5] [--json-out PATH]
 
 Both loops train the same DCGAN architecture (built from the same resolved config, same seed,
 so the same initial weights) on the same in-memory ``digits`` tensor at the same batch size, in
-one process. After ``--warmup`` untimed steps of each, ``--rounds`` rounds each time
-``--steps`` steps of the bare loop and ``--steps`` steps of ``Trainer.run_step``; the order
-inside a round alternates (bare first, then pixelforge first, ...) so that drift in machine load
-hits both alike. Reported: the per-round images/s of each, their medians, and
-``overhead_pct = (bare - pixelforge) / bare * 100`` of the medians (plus the per-round paired
-overheads). Each timed block also records ``other_cpu_pct``, the share of all cores that other
-processes used meanwhile (from /proc/stat), so that rounds disturbed by other load show. ``Trainer.fit()`` is then timed once end to end over ``--steps`` steps on a fresh run
-and reported separately (it includes logging and the final checkpoint).
+one process. After ``--warmup`` untimed steps of each, ``--rounds`` rounds each time ``--steps``
+steps of the bare loop and ``--steps`` steps of ``Trainer.run_step``, interleaved in chunks of
+``--chunk`` steps whose order alternates (bare, pixelforge, pixelforge, bare, ...), so that
+drift in machine speed hits both loops alike. (Whole 40-step blocks, one loop after the other,
+proved too coarse on a shared 2-core VM: two copies of the *same* loop differed by up to 5%.)
+
+Reported per configuration: each loop's images/s per round, their medians, ``overhead_pct =
+(bare - pixelforge) / bare * 100`` of the medians, and the median of the per-round paired
+overheads. Each round also records ``other_cpu_pct``, the share of all cores that other
+processes used meanwhile (from /proc/stat); a round above ``--max-other-cpu`` is reported but
+left out of the medians (``rounds_used``; the figures over all rounds are under
+``all_rounds``). ``Trainer.fit()`` is then timed once end to end over ``--steps`` steps on a
+fresh run and reported separately (it includes run.json, logging and the final checkpoint).
 
 Two configurations: the default DCGAN (32x32, unconditional, widths 64, z 100) as the headline,
 and the demo's class-conditional one (widths 32, z 64, 10 classes taken from the data).
@@ -115,8 +120,8 @@ class BareLoop:
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False).eval()
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        self.ema_p = list(self.G_ema.parameters())
-        self.src_p = list(self.G.parameters())
+        self.ema_p: list[torch.Tensor] = list(self.G_ema.parameters())
+        self.src_p: list[torch.Tensor] = list(self.G.parameters())
         self.ema_b = [b for b in self.G_ema.buffers() if b.is_floating_point()]
         self.src_b = [b for b in self.G.buffers() if b.is_floating_point()]
         self.ema_b_int = [b for b in self.G_ema.buffers() if not b.is_floating_point()]
@@ -184,35 +189,66 @@ def _own_cpu_seconds() -> float:
     return t.user + t.system
 
 
-@dataclass
-class Block:
-    """One timed block of steps: throughput, and the CPU other processes took meanwhile."""
+class CpuMeter:
+    """Wall time, and the share of all cores that other processes used, over a span."""
 
-    images_per_s: float
+    def __init__(self) -> None:
+        self.busy0, self.own0 = _busy_cpu_seconds(), _own_cpu_seconds()
+        self.start = time.perf_counter()
+
+    def stop(self) -> tuple[float, float | None]:
+        """(elapsed seconds, other processes' CPU in percent of the machine or None)."""
+        elapsed = time.perf_counter() - self.start
+        busy1, own1 = _busy_cpu_seconds(), _own_cpu_seconds()
+        if self.busy0 is None or busy1 is None:
+            return elapsed, None
+        other_s = max(0.0, (busy1 - self.busy0) - (own1 - self.own0))
+        return elapsed, 100.0 * other_s / (elapsed * (os.cpu_count() or 1))
+
+
+@dataclass
+class Round:
+    """One round: both loops' throughput, and the CPU other processes took meanwhile."""
+
+    bare_images_per_s: float
+    pixelforge_images_per_s: float
     other_cpu_pct: float | None  # share of all cores busy with other processes (None: unknown)
 
+    @property
+    def overhead_pct(self) -> float:
+        return (
+            (self.bare_images_per_s - self.pixelforge_images_per_s) / self.bare_images_per_s * 100
+        )
 
-def timed_block(fn: Callable[[], object], calls: int, images_per_call: int = BATCH_SIZE) -> Block:
-    """Time ``calls`` calls of ``fn`` (by default each trains on one batch)."""
-    busy0, own0 = _busy_cpu_seconds(), _own_cpu_seconds()
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    elapsed = time.perf_counter() - start
-    busy1, own1 = _busy_cpu_seconds(), _own_cpu_seconds()
-    other = None
-    if busy0 is not None and busy1 is not None:
-        other_s = max(0.0, (busy1 - busy0) - (own1 - own0))
-        other = 100.0 * other_s / (elapsed * (os.cpu_count() or 1))
-    return Block(calls * images_per_call / elapsed, other)
+
+def interleaved_round(
+    bare: Callable[[], object], pixelforge: Callable[[], object], steps: int, chunk: int, r: int
+) -> Round:
+    """``steps`` steps of each loop in alternating chunks; the first chunk alternates by round."""
+    loops = (bare, pixelforge)
+    seconds = [0.0, 0.0]
+    meter = CpuMeter()
+    done = 0
+    c = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        order = (0, 1) if (c + r) % 2 == 0 else (1, 0)
+        for which in order:
+            start = time.perf_counter()
+            for _ in range(n):
+                loops[which]()
+            seconds[which] += time.perf_counter() - start
+        done += n
+        c += 1
+    _, other = meter.stop()
+    return Round(steps * BATCH_SIZE / seconds[0], steps * BATCH_SIZE / seconds[1], other)
 
 
 def measure(
     name: str, model: dict[str, Any], args: argparse.Namespace, work: Path
 ) -> dict[str, Any]:
     """Interleaved rounds of both loops on one configuration, then one timed ``fit()``."""
-    run_dir = work / "steps"
-    trainer = make_trainer(model, run_dir, steps=10**6)
+    trainer = make_trainer(model, work / "steps", steps=10**6)
     bare = BareLoop(trainer)
     pf_step = 0
 
@@ -224,49 +260,57 @@ def measure(
     for _ in range(args.warmup):
         bare.step()
         pixelforge_step()
-
-    bare_blocks: list[Block] = []
-    pf_blocks: list[Block] = []
-    for r in range(args.rounds):
-        if r % 2 == 0:
-            bare_blocks.append(timed_block(bare.step, args.steps))
-            pf_blocks.append(timed_block(pixelforge_step, args.steps))
-        else:
-            pf_blocks.append(timed_block(pixelforge_step, args.steps))
-            bare_blocks.append(timed_block(bare.step, args.steps))
-    bare_rounds = [b.images_per_s for b in bare_blocks]
-    pf_rounds = [b.images_per_s for b in pf_blocks]
+    rounds = [
+        interleaved_round(bare.step, pixelforge_step, args.steps, args.chunk, r)
+        for r in range(args.rounds)
+    ]
 
     # Trainer.fit() end to end over --steps steps on a fresh run (includes the final checkpoint)
-    fit_dir = work / "fit"
-    fit_trainer = make_trainer(model, fit_dir, steps=args.steps)
-    fit_block = timed_block(fit_trainer.fit, 1, images_per_call=args.steps * BATCH_SIZE)
-    fit_ips = fit_block.images_per_s
+    fit_trainer = make_trainer(model, work / "fit", steps=args.steps)
+    meter = CpuMeter()
+    fit_trainer.fit()
+    fit_seconds, fit_other = meter.stop()
+    fit_ips = args.steps * BATCH_SIZE / fit_seconds
 
-    bare_med = statistics.median(bare_rounds)
-    pf_med = statistics.median(pf_rounds)
-    paired = [(b - p) / b * 100 for b, p in zip(bare_rounds, pf_rounds, strict=True)]
+    quiet = [
+        i
+        for i, rd in enumerate(rounds)
+        if rd.other_cpu_pct is None or rd.other_cpu_pct <= args.max_other_cpu
+    ]
+    used = quiet or list(range(len(rounds)))  # every round disturbed: summarise them all
+    summary = summarise([rounds[i] for i in used])
+    bare_med = summary["bare_images_per_s"]
     return {
         "name": name,
         "model": to_dict(trainer.spec.model),
-        "bare_images_per_s": round(bare_med, 1),
-        "pixelforge_images_per_s": round(pf_med, 1),
-        "overhead_pct": round((bare_med - pf_med) / bare_med * 100, 2),
-        "paired_overhead_pct_median": round(statistics.median(paired), 2),
+        **summary,
+        "rounds_used": used,
+        "all_rounds": summarise(rounds),
         "rounds": {
-            "bare_images_per_s": [round(v, 1) for v in bare_rounds],
-            "pixelforge_images_per_s": [round(v, 1) for v in pf_rounds],
-            "paired_overhead_pct": [round(v, 2) for v in paired],
-            "bare_other_cpu_pct": [_round(b.other_cpu_pct) for b in bare_blocks],
-            "pixelforge_other_cpu_pct": [_round(b.other_cpu_pct) for b in pf_blocks],
+            "bare_images_per_s": [round(rd.bare_images_per_s, 1) for rd in rounds],
+            "pixelforge_images_per_s": [round(rd.pixelforge_images_per_s, 1) for rd in rounds],
+            "paired_overhead_pct": [round(rd.overhead_pct, 2) for rd in rounds],
+            "other_cpu_pct": [_round(rd.other_cpu_pct) for rd in rounds],
         },
         "fit": {
             "steps": args.steps,
-            "seconds": round(args.steps * BATCH_SIZE / fit_ips, 3),
+            "seconds": round(fit_seconds, 3),
             "images_per_s": round(fit_ips, 1),
-            "other_cpu_pct": _round(fit_block.other_cpu_pct),
+            "other_cpu_pct": _round(fit_other),
             "vs_bare_median_pct": round((bare_med - fit_ips) / bare_med * 100, 2),
         },
+    }
+
+
+def summarise(rounds: list[Round]) -> dict[str, float]:
+    """Medians of each loop's images/s, the overhead of those medians, and the paired median."""
+    bare_med = statistics.median(rd.bare_images_per_s for rd in rounds)
+    pf_med = statistics.median(rd.pixelforge_images_per_s for rd in rounds)
+    return {
+        "bare_images_per_s": round(bare_med, 1),
+        "pixelforge_images_per_s": round(pf_med, 1),
+        "overhead_pct": round((bare_med - pf_med) / bare_med * 100, 2),
+        "paired_overhead_pct_median": round(statistics.median(rd.overhead_pct for rd in rounds), 2),
     }
 
 
@@ -279,11 +323,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=40, help="timed steps per loop per round")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--chunk", type=int, default=2, help="steps per turn when interleaving")
     p.add_argument("--warmup", type=int, default=10, help="untimed steps of each loop first")
+    p.add_argument(
+        "--max-other-cpu",
+        type=float,
+        default=5.0,
+        help="leave out of the medians a round in which other processes used more than this "
+        "percent of the machine's CPU (all rounds if none is left)",
+    )
     p.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
     args = p.parse_args(argv)
-    if args.steps < 1 or args.rounds < 1 or args.threads < 1 or args.warmup < 0:
-        p.error("--steps, --rounds and --threads must be >= 1, --warmup >= 0")
+    if min(args.steps, args.rounds, args.threads, args.chunk) < 1 or args.warmup < 0:
+        p.error("--steps, --rounds, --threads and --chunk must be >= 1, --warmup >= 0")
     return args
 
 
@@ -312,8 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         "data": DATA,
         "batch_size": BATCH_SIZE,
         "steps_per_round": args.steps,
+        "chunk": args.chunk,
         "rounds": args.rounds,
         "warmup_steps": args.warmup,
+        "max_other_cpu_pct": args.max_other_cpu,
         "results": results,
     }
     text = json.dumps(report, indent=2)

@@ -117,6 +117,8 @@ class Trainer:
         self._perm_epoch = -1
         self._perm: torch.Tensor | None = None
         self._stop_requested = False
+        self._ema_lists: list[tuple[list[torch.Tensor], ...]] | None = None
+        self._one = torch.ones((), device=self.device)
 
     # ------------------------------------------------------------------ processes and devices
 
@@ -202,7 +204,11 @@ class Trainer:
                 p.grad = flat[offset : offset + n].view_as(g)
                 offset += n
         else:
-            finite = float(loss_bad) == 0.0 and all(bool(torch.isfinite(g).all()) for g in grads)
+            # One fused check over every gradient (the one GradScaler uses; multiplying by 1
+            # leaves finite values bit-identical) instead of one synchronising check per tensor.
+            found = torch.zeros(1, device=grads[0].device)
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, self._one)
+            finite = float(loss_bad) == 0.0 and float(found) == 0.0
         if not finite:
             opt.zero_grad(set_to_none=True)
             ctx.skipped.append(name)
@@ -213,16 +219,25 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self, step: int) -> None:
         beta = self.cfg.ema_beta(step)
-        for ema_name, src_name in self.task.ema.items():
-            ema, src = self.task.modules[ema_name], self.task.modules[src_name]
-            ema_p: list[torch.Tensor] = list(ema.parameters())
-            src_p: list[torch.Tensor] = list(src.parameters())
+        if self._ema_lists is None:  # the tensors never change identity, so list them once
+            self._ema_lists = []
+            for ema_name, src_name in self.task.ema.items():
+                ema, src = self.task.modules[ema_name], self.task.modules[src_name]
+                self._ema_lists.append(
+                    (
+                        list(ema.parameters()),
+                        list(src.parameters()),
+                        list(ema.buffers()),
+                        list(src.buffers()),
+                    )
+                )
+        for ema_p, src_p, ema_b, src_b in self._ema_lists:
             if beta == 0.0:
                 torch._foreach_copy_(ema_p, src_p)
             else:
                 torch._foreach_lerp_(ema_p, src_p, 1.0 - beta)
-            for b_ema, b_src in zip(ema.buffers(), src.buffers(), strict=True):
-                b_ema.copy_(b_src)
+            if ema_b:
+                torch._foreach_copy_(ema_b, src_b)
 
     def _set_lr(self, step: int) -> float:
         factor = self.cfg.lr_factor(step)
@@ -233,11 +248,18 @@ class Trainer:
                 lr = group["lr"]
         return lr
 
+    def _seed_global_rng(self, seed: int) -> None:
+        """Seed the global generators a family's layers may use (dropout): cheaper than
+        torch.manual_seed, which also queues seeds for every other device type."""
+        torch.default_generator.manual_seed(seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(seed)
+
     def run_step(self, step: int) -> dict[str, float]:
         """Train one global step; returns the logged values."""
         lr = self._set_lr(step)
         gen = torch.Generator().manual_seed(derive_seed(self.cfg.seed, step, 2))
-        torch.manual_seed(derive_seed(self.cfg.seed, step, 3, self.rank))
+        self._seed_global_rng(derive_seed(self.cfg.seed, step, 3, self.rank))
         batch = self.dataset.get_batch(self.batch_indices(step))
         offset = self.rank * self.local_batch
         if "image" in batch:
@@ -261,7 +283,7 @@ class Trainer:
         )
         ctx.optimize = lambda name, loss: self._optimize(name, loss, ctx)
         for module_name, module in self.task.modules.items():
-            if module_name not in self.task.ema:
+            if module_name not in self.task.ema and not module.training:
                 module.train()
         losses = self.task.train_step(batch, ctx)
         if self.task.ema:
