@@ -1,0 +1,1 @@
+"""The built-in extractors, registered explicitly (each module calls register_extractor)."""
