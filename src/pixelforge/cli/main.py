@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pixelforge.cli.evaluate import eval_app
 from pixelforge.errors import ConfigError, PixelforgeError
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ weights_app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
+app.add_typer(eval_app, name="eval")
 
 
 def out() -> Console:
@@ -286,17 +288,73 @@ def data_check(spec: Annotated[str, typer.Argument(help="Dataset spec.")]) -> No
 
 @weights_app.command("import")
 def weights_import(
-    src: Annotated[Path, typer.Argument(help="A pickled PyTorch state dict (.pth/.pt/.bin).")],
-    out_path: Annotated[Path, typer.Option("--out", help="The safetensors file to write.")],
+    src: Annotated[
+        Path, typer.Argument(help="A weight file: a known public one, or your own pickle.")
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(help="The known weights this file is (inception, vgg16, vgg19, lpips-vgg)."),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="For your own pickle: the safetensors file to write."),
+    ] = None,
     allow_pickle: Annotated[
-        bool, typer.Option("--allow-pickle", help="I trust this file's source.")
+        bool, typer.Option("--allow-pickle", help="I trust this file's source (your own pickle).")
     ] = False,
 ) -> None:
-    """Convert a trusted pickled state dict to safetensors (read with weights_only=True)."""
+    """Store a known weight file (hash-checked), or convert a trusted pickle to safetensors."""
+    if name is not None:
+        from pixelforge.features.weights import import_weights
+
+        stored = import_weights(name, src)
+        out().print(f"stored {name} weights as {stored}")
+        return
+    if out_path is None:
+        raise ConfigError(
+            "give --name for a known weight file, or --out (and --allow-pickle) to convert your own."
+        )
     from pixelforge.hub import import_pickled
 
     digest = import_pickled(src, out_path, allow_pickle=allow_pickle)
     out().print(f"wrote {out_path} (sha256 {digest})")
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    name: Annotated[str, typer.Argument(help="inception, vgg16, vgg19 or lpips-vgg.")],
+) -> None:
+    """Download a known weight file, check its pinned SHA-256 and convert it to safetensors."""
+    from pixelforge.features.weights import fetch
+
+    out().print(f"stored {name} weights as {fetch(name)}")
+
+
+@weights_app.command("list")
+def weights_list() -> None:
+    """The known weight files, their pinned hashes and whether they are present."""
+    from pixelforge.features.weights import KNOWN_WEIGHTS, find_weights
+
+    table = Table("name", "file", "sha256", "found")
+    for key, entry in KNOWN_WEIGHTS.items():
+        found = find_weights(key)
+        table.add_row(key, entry.files[0], entry.sha256[:16] + "...", str(found) if found else "no")
+    out().print(table)
+
+
+@weights_app.command("train-domain")
+def weights_train_domain(
+    name: Annotated[str, typer.Argument(help="digits-cnn or shapes-cnn.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for NAME.safetensors and NAME.json.")
+    ],
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+) -> None:
+    """Train a domain feature extractor with pixelforge's recipe (reproduces the shipped one)."""
+    from pixelforge.features.domain import train_domain_extractor
+
+    report = train_domain_extractor(name, out_dir, seed=seed)
+    out().print_json(json.dumps(report))
 
 
 # ---------------------------------------------------------------------------- demo

@@ -1,1 +1,6 @@
 """The built-in extractors, registered explicitly (each module calls register_extractor)."""
+
+from pixelforge.features import (
+    inception,  # noqa: F401  (inception-v3-fid)
+    vgg,  # noqa: F401  (vgg16, vgg19)
+)

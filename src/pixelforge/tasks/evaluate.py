@@ -1,0 +1,368 @@
+"""Evaluation over files, datasets and models: features are extracted here, numbers come from
+:mod:`pixelforge.metrics`.
+
+Under ``torchrun`` / ``accelerate launch`` each process extracts a contiguous slice of the
+batches; statistics and features are then gathered in rank order, so several processes give the
+numbers one process gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.features import FeatureExtractor, get_extractor
+from pixelforge.features.preprocess import prepare
+from pixelforge.io.stats import ReferenceStats, check_same_protocol, load_stats, save_stats
+from pixelforge.metrics import (
+    MetricResult,
+    StreamingStats,
+    frechet_distance,
+    inception_score,
+    kid,
+    precision_recall,
+)
+from pixelforge.metrics.result import protocol_warnings, small_n_warnings
+from pixelforge.tasks.sources import Source, content_hash, iter_images, resolve_source
+
+DEFAULT_EXTRACTOR = "inception-v3-fid"
+
+
+@dataclass
+class Extracted:
+    """Features of one side of a comparison."""
+
+    stats: StreamingStats
+    n: int
+    protocol: dict[str, Any]
+    features: torch.Tensor | None = None  # N x D, kept when KID or precision/recall need them
+    logits: torch.Tensor | None = None  # N x K, kept for the Inception Score
+    warnings: list[str] = field(default_factory=list)
+
+
+def _shard() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _batches(
+    images: Iterator[torch.Tensor], extractor: FeatureExtractor, resize: str, batch_size: int
+) -> Iterator[torch.Tensor]:
+    """Prepared extractor inputs, ``batch_size`` at a time (folder images arrive one by one)."""
+    pending: list[torch.Tensor] = []
+    count = 0
+    for x in images:
+        pending.append(prepare(x, extractor, resize))  # type: ignore[arg-type]
+        count += x.shape[0]
+        if count >= batch_size:
+            yield torch.cat(pending)
+            pending, count = [], 0
+    if pending:
+        yield torch.cat(pending)
+
+
+def _gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """Rows of every process, concatenated in rank order."""
+    _, world = _shard()
+    if world == 1:
+        return t
+    n = torch.tensor([t.shape[0]], dtype=torch.long)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    width = int(max(s.item() for s in sizes))
+    padded = torch.zeros((width, *t.shape[1:]), dtype=t.dtype)
+    padded[: t.shape[0]] = t
+    parts = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=True)])
+
+
+def extract(
+    source: Source,
+    extractor: FeatureExtractor,
+    *,
+    resize: str = "clean",
+    n: int | None = None,
+    seed: int = 0,
+    keep_features: bool = False,
+    keep_logits: bool = False,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> Extracted:
+    """Features (and statistics) of every image ``source`` yields."""
+    if source.kind == "stats":
+        raise PixelforgeError(f"{source.spec} holds statistics only; this metric needs images.")
+    rank, world = _shard()
+    extractor = extractor.to(device).eval()
+    stats = StreamingStats(extractor.feature_dim)
+    feats: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
+    images = iter_images(
+        source,
+        channels=extractor.input_channels,
+        image_size=extractor.input_size,
+        n=n,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        shard=(rank, world),
+    )
+    bar = (
+        Progress(
+            TextColumn(f"[bold]features[/] {source.spec}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        if progress and rank == 0
+        else None
+    )
+    with bar if bar is not None else nullcontext():
+        task = bar.add_task("extract", total=n) if bar is not None else None
+        with torch.inference_mode():
+            for x in _batches(images, extractor, resize, batch_size):
+                x = x.to(device)
+                f = extractor(x).float().cpu()
+                stats.update(f)
+                if keep_features:
+                    feats.append(f)
+                if keep_logits:
+                    logits.append(extractor.logits(x).float().cpu())
+                if bar is not None and task is not None:
+                    bar.update(task, advance=x.shape[0])
+    if world > 1:
+        state = stats.to_state()
+        gathered = {k: _gather_rows(v.reshape(1, *v.shape).double()) for k, v in state.items()}
+        stats = StreamingStats(extractor.feature_dim)
+        for i in range(world):
+            stats.merge(StreamingStats.from_state({k: v[i] for k, v in gathered.items()}))
+    if stats.n == 0:
+        raise PixelforgeError(f"{source.spec} gave no images.")
+    protocol = {**extractor.describe(), "resize": resize}
+    out = Extracted(stats, stats.n, protocol)
+    if keep_features:
+        out.features = _gather_rows(
+            torch.cat(feats) if feats else torch.zeros(0, extractor.feature_dim)
+        )
+    if keep_logits:
+        out.logits = _gather_rows(torch.cat(logits))
+    return out
+
+
+def _moments(
+    arg: str, extractor: FeatureExtractor, **kw: Any
+) -> tuple[np.ndarray, np.ndarray, int | None, dict[str, Any], list[str]]:
+    """Mean, covariance, count, protocol and warnings of one side: from images, or from an .npz
+    (nothing is recomputed for a cached side)."""
+    source = resolve_source(arg)
+    if source.kind == "stats":
+        ref, warnings = load_stats(source.spec)
+        return ref.mu, ref.sigma, (ref.n or None), ref.protocol, warnings
+    ex = extract(source, extractor, **kw)
+    return (
+        ex.stats.mean.double().numpy(),
+        ex.stats.cov.double().numpy(),
+        ex.n,
+        ex.protocol,
+        ex.warnings,
+    )
+
+
+def compute_fid(
+    real: str, fake: str, *, extractor: str = DEFAULT_EXTRACTOR, resize: str = "clean", **kw: Any
+) -> MetricResult:
+    """FID between two sources (folders, datasets, models with ``n``, or .npz statistics)."""
+    ex = get_extractor(extractor)
+    current = {**ex.describe(), "resize": resize}
+    mu1, s1, n1, p1, w1 = _moments(real, ex, resize=resize, **kw)
+    mu2, s2, n2, p2, w2 = _moments(fake, ex, resize=resize, **kw)
+    for p, arg in ((p1, real), (p2, fake)):
+        check_same_protocol(p, current, f"{arg} and the features computed now")
+    if mu1.shape != mu2.shape:
+        raise PixelforgeError(
+            f"{real} has {mu1.shape[0]}-d statistics but {fake} has {mu2.shape[0]}-d."
+        )
+    value = frechet_distance(mu1, s1, mu2, s2)
+    protocol = p1 or p2 or current
+    notes = [*w1, *w2, *protocol_warnings(protocol)]
+    if n1 is not None and n2 is not None:
+        notes += small_n_warnings("fid", n1, n2)
+    return MetricResult("fid", value, None, n1, n2, protocol, tuple(notes))
+
+
+def _features(arg: str, ex: FeatureExtractor, **kw: Any) -> Extracted:
+    source = resolve_source(arg)
+    if source.kind == "stats":
+        raise PixelforgeError(
+            f"{arg} holds only mean and covariance; KID and precision/recall need images."
+        )
+    return extract(source, ex, keep_features=True, **kw)
+
+
+def compute_kid(
+    real: str,
+    fake: str,
+    *,
+    extractor: str = DEFAULT_EXTRACTOR,
+    resize: str = "clean",
+    subsets: int = 100,
+    subset_size: int | None = None,
+    kid_seed: int = 0,
+    **kw: Any,
+) -> MetricResult:
+    """KID (mean and std over subsets) between two image sources."""
+    ex = get_extractor(extractor)
+    a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
+    assert a.features is not None and b.features is not None
+    return kid(
+        a.features,
+        b.features,
+        subsets=subsets,
+        subset_size=subset_size,
+        seed=kid_seed,
+        protocol=a.protocol,
+    )
+
+
+def compute_pr(
+    real: str,
+    fake: str,
+    *,
+    extractor: str = DEFAULT_EXTRACTOR,
+    resize: str = "clean",
+    k: int = 3,
+    **kw: Any,
+) -> tuple[MetricResult, MetricResult]:
+    """Improved precision and recall (k-NN manifolds) between two image sources."""
+    ex = get_extractor(extractor)
+    a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
+    assert a.features is not None and b.features is not None
+    return precision_recall(a.features, b.features, k=k, protocol=a.protocol)
+
+
+def compute_is(
+    fake: str,
+    *,
+    extractor: str = DEFAULT_EXTRACTOR,
+    resize: str = "clean",
+    splits: int = 10,
+    **kw: Any,
+) -> MetricResult:
+    """Inception Score (mean and std over splits) of one image source."""
+    ex = get_extractor(extractor)
+    source = resolve_source(fake)
+    got = extract(source, ex, resize=resize, keep_logits=True, **kw)
+    assert got.logits is not None
+    return inception_score(got.logits, splits=splits, protocol=got.protocol)
+
+
+def make_stats(
+    data: str,
+    out: str | Path,
+    *,
+    extractor: str = DEFAULT_EXTRACTOR,
+    resize: str = "clean",
+    **kw: Any,
+) -> ReferenceStats:
+    """Cache the mean and covariance of ``data``'s features in an .npz with their protocol."""
+    ex = get_extractor(extractor)
+    source = resolve_source(data)
+    got = extract(source, ex, resize=resize, **kw)
+    ref = ReferenceStats(
+        got.stats.mean.double().numpy(),
+        got.stats.cov.double().numpy(),
+        got.n,
+        got.protocol,
+        source.spec,
+        content_hash(source, kw.get("n"), kw.get("seed", 0)),
+    )
+    if _shard()[0] == 0:
+        save_stats(out, ref)
+    return ref
+
+
+def is_main_process() -> bool:
+    """True on the process that reports (rank 0, or the only one)."""
+    return _shard()[0] == 0
+
+
+def compute_all(
+    real: str, fake: str, *, extractor: str = DEFAULT_EXTRACTOR, resize: str = "clean", **kw: Any
+) -> list[MetricResult]:
+    """FID, KID and precision/recall, extracting each side's features once."""
+    ex = get_extractor(extractor)
+    a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
+    assert a.features is not None and b.features is not None
+    value = frechet_distance(a.stats.mean, a.stats.cov, b.stats.mean, b.stats.cov)
+    notes = (*small_n_warnings("fid", a.n, b.n), *protocol_warnings(a.protocol))
+    fid = MetricResult("fid", value, None, a.n, b.n, a.protocol, notes)
+    return [
+        fid,
+        kid(a.features, b.features, protocol=a.protocol),
+        *precision_recall(a.features, b.features, protocol=a.protocol),
+    ]
+
+
+def _image_pairs(a: Path, b: Path) -> list[tuple[Path, Path]]:
+    from pixelforge.io.images import list_images
+
+    if a.is_file() and b.is_file():
+        return [(a, b)]
+    if not a.is_dir() or not b.is_dir():
+        raise PixelforgeError(f"give two folders (or two images): {a} and {b}.")
+    left = {p.relative_to(a).with_suffix("").as_posix(): p for p in list_images(a)}
+    right = {p.relative_to(b).with_suffix("").as_posix(): p for p in list_images(b)}
+    if not left or not right:
+        raise PixelforgeError(f"no images in {a if not left else b}.")
+    missing = sorted(set(left) ^ set(right))
+    if missing:
+        raise PixelforgeError(
+            f"{len(missing)} images have no partner with the same name in the other folder "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); pairs are matched by file name."
+        )
+    return [(left[k], right[k]) for k in sorted(left)]
+
+
+def compute_paired(
+    metric: str, a: Path, b: Path, *, y_channel: bool = False, crop_border: int = 0
+) -> MetricResult:
+    """Mean PSNR or SSIM over images of two folders paired by file name (sizes must match)."""
+    from pixelforge.io.images import read_image
+    from pixelforge.metrics import psnr, ssim
+
+    fn = {"psnr": psnr, "ssim": ssim}[metric]
+    values = []
+    for pa, pb in _image_pairs(a, b):
+        x, y = (
+            torch.from_numpy(read_image(p)).permute(2, 0, 1)[None].double() / 255.0
+            for p in (pa, pb)
+        )
+        if x.shape != y.shape:
+            raise PixelforgeError(
+                f"{pa.name}: {tuple(x.shape[2:])} vs {tuple(y.shape[2:])} pixels; paired "
+                "images must have the same size."
+            )
+        values.append(float(fn(x, y, y_channel=y_channel, crop_border=crop_border)[0]))
+    arr = np.array(values)
+    finite = arr[np.isfinite(arr)]
+    std = float(finite.std()) if finite.size > 1 else None
+    protocol = {
+        "channels": "Y (BT.601)" if y_channel else "RGB",
+        "crop_border": crop_border,
+        "data_range": 1.0,
+    }
+    if metric == "ssim":
+        protocol["window"] = "gaussian 11x11, sigma 1.5"
+    return MetricResult(metric, float(arr.mean()), std, len(values), len(values), protocol)
