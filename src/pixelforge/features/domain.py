@@ -67,7 +67,7 @@ CARD_FORMAT_VERSION = 1
 IMAGE_SIZE = 32
 FEATURE_DIM = 32
 WIDTHS: tuple[int, ...] = (32, 48, 64, 64)
-DEFAULT_STEPS = 1200  # the shipped recipe (about a minute on 2 CPU cores)
+DEFAULT_STEPS = 1200  # the shipped recipe (its time: docs/benchmarks.md)
 BATCH_SIZE = 64
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 5e-4
@@ -224,7 +224,10 @@ def read_card(name: str, weights_dir: str | Path | None = None) -> dict[str, Any
         raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise ModelLoadError(f"{path} is not a pixelforge domain-extractor card.")
-    if card.get("format_version", 0) > CARD_FORMAT_VERSION:
+    version = card.get("format_version")
+    if not isinstance(version, int):
+        raise ModelLoadError(f"{path} has no format_version.")
+    if version > CARD_FORMAT_VERSION:
         raise ModelLoadError(f"{path} was written by a newer pixelforge; upgrade to load it.")
     for key in ("name", "sha256", "weights_file", "architecture"):
         if key not in card:
@@ -244,6 +247,13 @@ def load_domain_extractor(name: str, weights_dir: str | Path | None = None) -> D
     card = read_card(name, folder)
     tensors = read_safetensors(folder / card["weights_file"], expected_sha256=card["sha256"])
     arch = card["architecture"]
+    spec = DOMAINS[name]
+    want = {"in_channels": spec.channels, "num_classes": spec.num_classes}
+    if not isinstance(arch, dict) or any(arch.get(k) != v for k, v in want.items()):
+        raise ModelLoadError(
+            f"{folder / (name + '.json')}: '{name}' takes {spec.channels}-channel images and has "
+            f"{spec.num_classes} classes; the card's architecture does not."
+        )
     try:
         net = DomainCNN(
             int(arch["in_channels"]), int(arch["num_classes"]),
@@ -320,7 +330,8 @@ def _one_thread() -> Iterator[None]:
     """Run on one torch thread, then restore the caller's setting.
 
     Float sums are reduced in a different order with more threads, so the weights would depend on
-    the machine; on one thread they are bit-identical everywhere (same torch version).
+    the caller's thread count; on one thread they are bit-identical from run to run (same torch
+    build, same kind of CPU).
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -357,10 +368,10 @@ def reproduce_command(name: str, seed: int = 0, steps: int = DEFAULT_STEPS) -> s
 
 def _fit(
     spec: DomainSpec, train_set: ImageDataset, *, seed: int, steps: int, progress: bool
-) -> tuple[DomainCNN, float]:
-    """The training loop; returns the network (in eval mode) and the seconds it took."""
+) -> tuple[DomainCNN, float, float]:
+    """The training loop: the network (in eval mode), wall seconds and CPU seconds it took."""
     assert train_set.labels is not None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.random.fork_rng(devices=[]):  # initialise from the seed, leave global state alone
         torch.manual_seed(_seed(seed, 0))
         net = DomainCNN(spec.channels, spec.num_classes)
@@ -387,7 +398,7 @@ def _fit(
             if update is not None and (step % 10 == 0 or step == steps - 1):
                 update(step + 1, float(loss))
     net.eval()
-    return net, time.perf_counter() - t0
+    return net, time.perf_counter() - t0, time.process_time() - c0
 
 
 def train_domain_extractor(
@@ -411,7 +422,8 @@ def train_domain_extractor(
 
     Both files are written atomically, weights first: an interrupted run leaves either the old
     pair or a card whose hash refuses the new weights, never a silently mismatched pair.
-    Returns a report: accuracies, steps, seconds, sha256 and the paths written.
+    Returns a report: accuracies, split sizes, steps, seed, wall and CPU seconds of the training
+    loop, sha256 and the paths written.
     """
     spec = _spec(name)
     if not isinstance(steps, int) or steps < 1:
@@ -422,7 +434,7 @@ def train_domain_extractor(
     train_set = open_domain_data(name, "train")
     test_set = open_domain_data(name, "test")
     with _one_thread():
-        net, seconds = _fit(spec, train_set, seed=seed, steps=steps, progress=progress)
+        net, seconds, cpu_seconds = _fit(spec, train_set, seed=seed, steps=steps, progress=progress)
 
     out.mkdir(parents=True, exist_ok=True)
     weights_file = f"{name}.safetensors"
@@ -477,7 +489,8 @@ def train_domain_extractor(
         "seed": seed,
         "steps": steps,
         "reproduce": reproduce_command(name, seed, steps),
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(seconds, 1),  # wall clock of the loop; depends on the machine
+        "train_cpu_seconds": round(cpu_seconds, 1),
         "trained_with": {
             "pixelforge": __version__,
             "torch": torch.__version__,
@@ -495,6 +508,7 @@ def train_domain_extractor(
         "steps": steps,
         "seed": seed,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "sha256": digest,
         "weights": str(out / weights_file),
         "card": str(out / f"{name}.json"),

@@ -161,6 +161,13 @@ def extract(
     return out
 
 
+def _preflight(args: tuple[str, ...], n: int | None) -> None:
+    """Resolve every side before any work, so a mistake on the second side costs nothing."""
+    for arg in args:
+        if resolve_source(arg).kind == "model" and n is None:
+            raise PixelforgeError(f"sampling {arg} needs --n (how many images to generate).")
+
+
 def _moments(
     arg: str, extractor: FeatureExtractor, **kw: Any
 ) -> tuple[np.ndarray, np.ndarray, int | None, dict[str, Any], list[str]]:
@@ -184,6 +191,7 @@ def compute_fid(
     real: str, fake: str, *, extractor: str = DEFAULT_EXTRACTOR, resize: str = "clean", **kw: Any
 ) -> MetricResult:
     """FID between two sources (folders, datasets, models with ``n``, or .npz statistics)."""
+    _preflight((real, fake), kw.get("n"))
     ex = get_extractor(extractor)
     current = {**ex.describe(), "resize": resize}
     mu1, s1, n1, p1, w1 = _moments(real, ex, resize=resize, **kw)
@@ -223,6 +231,7 @@ def compute_kid(
     **kw: Any,
 ) -> MetricResult:
     """KID (mean and std over subsets) between two image sources."""
+    _preflight((real, fake), kw.get("n"))
     ex = get_extractor(extractor)
     a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
     assert a.features is not None and b.features is not None
@@ -246,6 +255,7 @@ def compute_pr(
     **kw: Any,
 ) -> tuple[MetricResult, MetricResult]:
     """Improved precision and recall (k-NN manifolds) between two image sources."""
+    _preflight((real, fake), kw.get("n"))
     ex = get_extractor(extractor)
     a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
     assert a.features is not None and b.features is not None
@@ -261,6 +271,7 @@ def compute_is(
     **kw: Any,
 ) -> MetricResult:
     """Inception Score (mean and std over splits) of one image source."""
+    _preflight((fake,), kw.get("n"))
     ex = get_extractor(extractor)
     source = resolve_source(fake)
     got = extract(source, ex, resize=resize, keep_logits=True, **kw)
@@ -277,6 +288,7 @@ def make_stats(
     **kw: Any,
 ) -> ReferenceStats:
     """Cache the mean and covariance of ``data``'s features in an .npz with their protocol."""
+    _preflight((data,), kw.get("n"))
     ex = get_extractor(extractor)
     source = resolve_source(data)
     got = extract(source, ex, resize=resize, **kw)
@@ -302,6 +314,7 @@ def compute_all(
     real: str, fake: str, *, extractor: str = DEFAULT_EXTRACTOR, resize: str = "clean", **kw: Any
 ) -> list[MetricResult]:
     """FID, KID and precision/recall, extracting each side's features once."""
+    _preflight((real, fake), kw.get("n"))
     ex = get_extractor(extractor)
     a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
     assert a.features is not None and b.features is not None
