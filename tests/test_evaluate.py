@@ -167,3 +167,25 @@ def test_two_processes_give_the_statistics_of_one(tmp_path):
         a["mean"].numpy(), a["m2"].numpy() / 149, b["mean"].numpy(), b["m2"].numpy() / 149
     )
     assert abs(fid) < 1e-8
+
+
+def test_trainer_logs_fid_on_a_fixed_seed_set(tmp_path):
+    from conftest import tiny_spec
+
+    from pixelforge import runs
+    from pixelforge.training.logging import read_metrics
+    from pixelforge.training.trainer import Trainer
+
+    spec = tiny_spec(
+        "dcgan",
+        tmp_path,
+        model={"image_size": 16},
+        train={"steps": 4, "eval_every": 2, "eval_samples": 40},
+    )
+    trainer = Trainer(spec, tmp_path, progress=False)
+    trainer.fit()
+    fids = [r for r in read_metrics(tmp_path) if "fid" in r]
+    assert [r["step"] for r in fids] == [2, 4] and all(r["fid"] > 0 for r in fids)
+    assert (tmp_path / "eval" / "ref-digits-cnn.npz").is_file()
+    assert trainer.evaluate()["fid"] == fids[-1]["fid"]  # fixed seeds: the same number again
+    assert runs.latest_checkpoint(tmp_path)[0] == 4

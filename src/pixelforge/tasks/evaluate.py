@@ -94,20 +94,15 @@ def extract(
     resize: str = "clean",
     n: int | None = None,
     seed: int = 0,
-    keep_features: bool = False,
-    keep_logits: bool = False,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
-    progress: bool = False,
+    gather: bool = True,
+    **kw: Any,
 ) -> Extracted:
-    """Features (and statistics) of every image ``source`` yields."""
+    """Features (and statistics) of every image ``source`` yields, split across processes
+    (``gather=False``: this process alone does all the work)."""
     if source.kind == "stats":
         raise PixelforgeError(f"{source.spec} holds statistics only; this metric needs images.")
-    rank, world = _shard()
-    extractor = extractor.to(device).eval()
-    stats = StreamingStats(extractor.feature_dim)
-    feats: list[torch.Tensor] = []
-    logits: list[torch.Tensor] = []
     images = iter_images(
         source,
         channels=extractor.input_channels,
@@ -116,11 +111,45 @@ def extract(
         seed=seed,
         batch_size=batch_size,
         device=device,
-        shard=(rank, world),
+        shard=_shard() if gather else (0, 1),
     )
+    return extract_images(
+        images,
+        extractor,
+        label=source.spec,
+        resize=resize,
+        total=n,
+        batch_size=batch_size,
+        device=device,
+        gather=gather,
+        **kw,
+    )
+
+
+def extract_images(
+    images: Iterator[torch.Tensor],
+    extractor: FeatureExtractor,
+    *,
+    label: str = "images",
+    resize: str = "clean",
+    total: int | None = None,
+    keep_features: bool = False,
+    keep_logits: bool = False,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    gather: bool = True,
+) -> Extracted:
+    """Features of ``images`` (batches in [0, 1]); with ``gather``, every process's share is
+    combined in rank order."""
+    rank, world = _shard() if gather else (0, 1)
+    extractor = extractor.to(device).eval()
+    stats = StreamingStats(extractor.feature_dim)
+    feats: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
     bar = (
         Progress(
-            TextColumn(f"[bold]features[/] {source.spec}"),
+            TextColumn(f"[bold]features[/] {label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
@@ -130,7 +159,7 @@ def extract(
         else None
     )
     with bar if bar is not None else nullcontext():
-        task = bar.add_task("extract", total=n) if bar is not None else None
+        task = bar.add_task("extract", total=total) if bar is not None else None
         with torch.inference_mode():
             for x in _batches(images, extractor, resize, batch_size):
                 x = x.to(device)
@@ -149,15 +178,16 @@ def extract(
         for i in range(world):
             stats.merge(StreamingStats.from_state({k: v[i] for k, v in gathered.items()}))
     if stats.n == 0:
-        raise PixelforgeError(f"{source.spec} gave no images.")
+        raise PixelforgeError(f"{label} gave no images.")
     protocol = {**extractor.describe(), "resize": resize}
     out = Extracted(stats, stats.n, protocol)
+    gather_rows = _gather_rows if world > 1 else (lambda t: t)
     if keep_features:
-        out.features = _gather_rows(
+        out.features = gather_rows(
             torch.cat(feats) if feats else torch.zeros(0, extractor.feature_dim)
         )
     if keep_logits:
-        out.logits = _gather_rows(torch.cat(logits))
+        out.logits = gather_rows(torch.cat(logits))
     return out
 
 
@@ -300,7 +330,7 @@ def make_stats(
         source.spec,
         content_hash(source, kw.get("n"), kw.get("seed", 0)),
     )
-    if _shard()[0] == 0:
+    if _shard()[0] == 0 or not kw.get("gather", True):
         save_stats(out, ref)
     return ref
 

@@ -32,6 +32,14 @@ class TrainConfig:
     sample_count: int = 64  # images in each sample grid
     tensorboard: bool = True  # write TensorBoard events under tb/
     max_nonfinite: int = 10  # this many non-finite steps in a row stop the run
+    eval_every: int = (
+        0  # steps between FID evaluations of the EMA model, logged as "fid" (0: never)
+    )
+    eval_samples: int = 500  # generated images per evaluation, from fixed seeds
+    eval_extractor: str = (
+        "auto"  # auto: the dataset's domain extractor (digits, shapes), else inception-v3-fid
+    )
+    eval_data: str = "auto"  # real side (dataset, folder or .npz); auto: the held-out split if any
 
     def __post_init__(self) -> None:
         check_range("train.steps", self.steps, low=1)
@@ -48,6 +56,8 @@ class TrainConfig:
         check_range("train.sample_every", self.sample_every, low=0)
         check_range("train.sample_count", self.sample_count, low=1, high=1024)
         check_range("train.max_nonfinite", self.max_nonfinite, low=1)
+        check_range("train.eval_every", self.eval_every, low=0)
+        check_range("train.eval_samples", self.eval_samples, low=2)
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
             raise ConfigError(
                 f"train.device must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'."

@@ -117,6 +117,16 @@ class RunLogger:
             losses = " ".join(f"{k}={v:.3g}" for k, v in values.items() if k != "lr")
             self._progress.update(self._task, speed=f"{speed:.2f} it/s", losses=losses)
 
+    def extra(self, step: int, values: dict[str, float]) -> None:
+        """Log values measured now and then (an evaluation), as their own row."""
+        if not self.enabled:
+            return
+        self._file.write(json.dumps({"step": step, **values}) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for k, v in values.items():
+                self._writer.add_scalar(f"eval/{k}", v, step)
+
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:

@@ -425,6 +425,10 @@ class Trainer:
                         and self.is_main
                     ):
                         self._write_samples()
+                    if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                        if self.is_main:
+                            logger.extra(self.step, self.evaluate())
+                        self._barrier()
                     if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
                         last = self.save_checkpoint()
                     for cb in self.callbacks:
@@ -444,6 +448,45 @@ class Trainer:
             latest = runs.latest_checkpoint(self.run_dir)
             last = latest[1] if latest else self.save_checkpoint()
         return last  # type: ignore[return-value]
+
+    def evaluate(self) -> dict[str, float]:
+        """FID of ``train.eval_samples`` images from the EMA model (fixed seeds) against the real
+        side's statistics, which are computed once and cached in the run folder."""
+        from pixelforge.data import parse_spec
+        from pixelforge.features import get_extractor
+        from pixelforge.io.stats import load_stats
+        from pixelforge.metrics import frechet_distance
+        from pixelforge.tasks.evaluate import extract_images, make_stats
+
+        name, _ = parse_spec(self.spec.data)
+        extractor = self.cfg.eval_extractor
+        if extractor == "auto":
+            extractor = {"digits": "digits-cnn", "shapes": "shapes-cnn"}.get(
+                name, "inception-v3-fid"
+            )
+        real = self.cfg.eval_data
+        if real == "auto":
+            real = f"{name}:test" if name in ("digits", "shapes") else self.spec.data
+        ref_path = self.run_dir / "eval" / f"ref-{extractor}.npz"
+        if not ref_path.is_file():
+            make_stats(real, ref_path, extractor=extractor, gather=False)
+        ref, _ = load_stats(ref_path)
+        model: Any = self.task.export().to(self.device)
+        n, b = self.cfg.eval_samples, 100
+        images = (
+            model.sample(min(b, n - i), seed=self.cfg.seed + 10_000 + i // b)
+            for i in range(0, n, b)
+        )
+        got = extract_images(
+            images,
+            get_extractor(extractor),
+            label="eval samples",
+            total=n,
+            device=self.device,
+            gather=False,
+        )
+        fid = frechet_distance(ref.mu, ref.sigma, got.stats.mean.numpy(), got.stats.cov.numpy())
+        return {"fid": float(fid)}
 
     @torch.no_grad()
     def _write_samples(self) -> None:
