@@ -170,11 +170,11 @@ def test_two_processes_give_the_statistics_of_one(tmp_path):
 
 
 def test_trainer_logs_fid_on_a_fixed_seed_set(tmp_path):
-    from conftest import tiny_spec
-
     from pixelforge import runs
     from pixelforge.training.logging import read_metrics
     from pixelforge.training.trainer import Trainer
+
+    from conftest import tiny_spec
 
     spec = tiny_spec(
         "dcgan",
