@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelforge.errors import PixelforgeError
+from pixelforge.features import weights as W
 from pixelforge.features.lpips import LPIPS, LPIPSWeightsMissing, lpips_vgg
 from pixelforge.features.vgg import vgg
 from pixelforge.losses.perceptual import PerceptualLoss, StyleLoss, gram_matrix
@@ -18,6 +19,7 @@ from pixelforge.losses.perceptual import PerceptualLoss, StyleLoss, gram_matrix
 def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIXELFORGE_WEIGHTS", str(tmp_path / "store"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(W, "package_dir", lambda name: None)  # as if lpips were not installed
 
 
 @pytest.fixture(scope="module")

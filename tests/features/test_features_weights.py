@@ -35,9 +35,7 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     torch_home = tmp_path / "torch"
     monkeypatch.setenv("PIXELFORGE_WEIGHTS", str(store))
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
-    monkeypatch.setattr(
-        W, "_lpips_package_dir", lambda: tmp_path / "lpips-pkg" / "weights" / "v0.1"
-    )
+    monkeypatch.setattr(W, "package_dir", lambda name: tmp_path / f"{name}-pkg")
     hub = torch_home / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     return {"store": store, "hub": hub, "tmp": tmp_path}
@@ -109,11 +107,14 @@ def test_resolution_order(dirs: dict[str, Path]) -> None:
     explicit = dirs["tmp"] / "mine.safetensors"
     explicit.write_bytes(b"x")
     assert find_weights("inception", explicit) == explicit
-    # The LPIPS layers are also looked for inside an installed lpips package.
+    # The LPIPS layers are also looked for inside an installed lpips package, after the others.
     lp = dirs["tmp"] / "lpips-pkg" / "weights" / "v0.1"
     lp.mkdir(parents=True)
     (lp / "vgg.pth").write_bytes(b"x")
+    (hub / "vgg.pth").write_bytes(b"x")  # a generic name elsewhere is not taken for it
     assert find_weights("lpips-vgg") == lp / "vgg.pth"
+    (hub / "lpips-v0.1-vgg.pth").write_bytes(b"x")
+    assert find_weights("lpips-vgg") == hub / "lpips-v0.1-vgg.pth"
 
 
 def test_missing_weights_error_says_what_where_and_how(dirs: dict[str, Path]) -> None:

@@ -30,11 +30,16 @@ def _sqrtm_fid(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray)
 
 
 def _exact_from_data(x: np.ndarray, y: np.ndarray) -> float:
-    """FID of two sample sets from the data: tr sqrt(S1^1/2 S2 S1^1/2) is the nuclear norm of
-    Xc^T Yc / sqrt((n-1)(m-1)), i.e. the singular values of the small n x m matrix Xc Yc^T."""
-    xc, yc = x - x.mean(0), y - y.mean(0)
+    """FID of two sample sets from the data, without forming any covariance product.
+
+    tr sqrt(S1^1/2 S2 S1^1/2) is the nuclear norm of F1^T F2 for any factors F_i F_i^T = S_i;
+    with the thin QR of the centred data, Xc = Q1 R1 and Yc = Q2 R2, F_i = R_i^T / sqrt(n_i - 1),
+    so it is the sum of the singular values of R1 R2^T / sqrt((n1 - 1)(n2 - 1)).
+    """
+    r1 = np.linalg.qr(x - x.mean(0), mode="r")
+    r2 = np.linalg.qr(y - y.mean(0), mode="r")
     s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    tr = np.linalg.svd(xc @ yc.T / np.sqrt((len(x) - 1) * (len(y) - 1)), compute_uv=False).sum()
+    tr = np.linalg.svd(r1 @ r2.T / np.sqrt((len(x) - 1) * (len(y) - 1)), compute_uv=False).sum()
     diff = x.mean(0) - y.mean(0)
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr)
 
@@ -44,50 +49,72 @@ def _spd(d: int, seed: int, floor: float = 0.1) -> np.ndarray:
     return a @ a.T / d + floor * np.eye(d)
 
 
+METHODS = ["eigh", "cholesky"]
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(("n", "d"), [(500, 16), (20, 64)])  # N > d and N < d (rank N - 1)
-def test_identical_sets_give_zero(n: int, d: int) -> None:
+def test_identical_sets_give_zero(n: int, d: int, method: str) -> None:
     x = np.random.default_rng(0).standard_normal((n, d)) * 4 + 2
     stats = StreamingStats(d).update(x)
-    value = frechet_distance(stats.mean, stats.cov, stats.mean, stats.cov)
+    value = frechet_distance(stats.mean, stats.cov, stats.mean, stats.cov, method=method)
     assert abs(value) < 1e-6 * float(np.trace(stats.cov.numpy()))
 
 
-def test_commuting_diagonal_case_including_rank_deficient() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_commuting_diagonal_case_including_rank_deficient(method: str) -> None:
     rng = np.random.default_rng(1)
     a, b = rng.uniform(0, 4, 40), rng.uniform(0, 4, 40)
     a[:10], b[5:15] = 0.0, 0.0  # rank 30 each, overlapping null spaces
     mu1, mu2 = rng.standard_normal(40), rng.standard_normal(40)
     exact = float(((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum())
-    assert _rel(frechet_distance(mu1, np.diag(a), mu2, np.diag(b)), exact) < 1e-12
-    # The same matrices in a rotated basis no longer are diagonal; the distance is unchanged.
+    assert _rel(frechet_distance(mu1, np.diag(a), mu2, np.diag(b), method=method), exact) < 1e-12
+    # The same matrices in a rotated basis no longer are diagonal; the distance is unchanged
+    # (up to the square roots of rounding-level eigenvalues where the null spaces differ).
     q, _ = np.linalg.qr(rng.standard_normal((40, 40)))
-    value = frechet_distance(q @ mu1, q @ np.diag(a) @ q.T, q @ mu2, q @ np.diag(b) @ q.T)
-    assert _rel(value, exact) < 1e-10
+    s1, s2 = q @ np.diag(a) @ q.T, q @ np.diag(b) @ q.T
+    assert _rel(frechet_distance(q @ mu1, s1, q @ mu2, s2, method=method), exact) < 1e-8
 
 
-def test_non_commuting_covariances_match_scipy_sqrtm() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_non_commuting_covariances_match_scipy_sqrtm(method: str) -> None:
     s1, s2 = _spd(32, 2), _spd(32, 3, floor=0.5)
     assert not np.allclose(s1 @ s2, s2 @ s1)
     mu1, mu2 = np.zeros(32), np.full(32, 0.3)
     ref = _sqrtm_fid(mu1, s1, mu2, s2)
-    assert _rel(frechet_distance(mu1, s1, mu2, s2), ref) < 1e-9
+    assert _rel(frechet_distance(mu1, s1, mu2, s2, method=method), ref) < 1e-9
     assert _rel(frechet_distance(mu1, s1, mu2, s2, backend="torch"), ref) < 1e-9
     # A distance: symmetric in its arguments.
-    assert _rel(frechet_distance(mu2, s2, mu1, s1), ref) < 1e-10
+    assert _rel(frechet_distance(mu2, s2, mu1, s1, method=method), ref) < 1e-9
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(("n1", "n2", "d"), [(12, 30, 64), (40, 25, 128), (300, 20, 64)])
-def test_fewer_samples_than_dimensions(n1: int, n2: int, d: int) -> None:
+def test_fewer_samples_than_dimensions(n1: int, n2: int, d: int, method: str) -> None:
     # Rank-deficient sample covariances (rank N - 1 < d), non-commuting.
     rng = np.random.default_rng(n1 + n2)
     x = rng.standard_normal((n1, d)) @ rng.standard_normal((d, d)) / np.sqrt(d)
     y = rng.standard_normal((n2, d)) * 1.5 + 0.2
     exact = _exact_from_data(x, y)
-    result = fid_from_features(x, y)
+    result = fid_from_features(x, y, method=method)
     assert _rel(result.value, exact) < 1e-10
     s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
     assert _rel(_sqrtm_fid(x.mean(0), s1, y.mean(0), s2), exact) < 1e-6  # the oracle is close too
     assert _rel(result.value, _sqrtm_fid(x.mean(0), s1, y.mean(0), s2)) < 1e-6
+
+
+def test_badly_scaled_features_keep_their_small_eigenvalues() -> None:
+    # Feature variances spread over decades (as Inception's are): S1 S2 has eigenvalues spanning
+    # ~16 orders of magnitude and the small ones still count at the 1e-7 level.
+    rng = np.random.default_rng(6)
+    scales = np.arange(1, 257) ** -1.0
+    x = rng.standard_normal((1500, 256)) @ (rng.standard_normal((256, 256)) * scales) * 3
+    y = rng.standard_normal((1500, 256)) @ (rng.standard_normal((256, 256)) * scales) * 3 + 0.1
+    exact = _exact_from_data(x, y)
+    assert _rel(fid_from_features(x, y, method="cholesky").value, exact) < 1e-12
+    # eigh's error is relative to the largest eigenvalue, so it is less accurate here.
+    assert _rel(fid_from_features(x, y).value, exact) < 1e-6
+    assert _rel(fid_from_features(x, y, backend="torch").value, exact) < 1e-6
 
 
 def test_agrees_with_torchmetrics_frechet_inception_distance() -> None:
@@ -148,5 +175,11 @@ def test_bad_inputs_are_clear_errors() -> None:
         frechet_distance(np.zeros(2), np.array([[1.0, 0], [0, np.nan]]), np.zeros(2), np.eye(2))
     with pytest.raises(MetricError, match="not symmetric"):
         frechet_distance(np.zeros(2), np.array([[1.0, 1], [0, 1]]), np.zeros(2), np.eye(2))
+    with pytest.raises(MetricError, match="unknown method"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="sqrtm")  # type: ignore[arg-type]
+    with pytest.raises(MetricError, match="needs backend='numpy'"):
+        frechet_distance(
+            np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="cholesky", backend="torch"
+        )
     with pytest.raises(MetricError, match="D x D"):
         frechet_distance(np.zeros(3), np.eye(2), np.zeros(3), np.eye(3))

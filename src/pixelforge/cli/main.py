@@ -349,11 +349,12 @@ def weights_train_domain(
         Path, typer.Option("--out", help="Folder for NAME.safetensors and NAME.json.")
     ],
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    steps: Annotated[int, typer.Option(help="Optimizer steps (the shipped recipe: 1200).")] = 1200,
 ) -> None:
     """Train a domain feature extractor with pixelforge's recipe (reproduces the shipped one)."""
     from pixelforge.features.domain import train_domain_extractor
 
-    report = train_domain_extractor(name, out_dir, seed=seed)
+    report = train_domain_extractor(name, out_dir, seed=seed, steps=steps)
     out().print_json(json.dumps(report))
 
 

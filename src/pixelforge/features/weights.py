@@ -11,7 +11,8 @@ order and takes the first one found:
    ``~/.cache/torch/hub/checkpoints``), where pytorch-fid, torchvision and torch-fidelity all
    download to (torch-fidelity through ``torch.hub.load_state_dict_from_url`` as well, under its
    own file name ``weights-inception-2015-12-05-6726825d.pth``);
-4. places particular to one file (the LPIPS layers inside an installed ``lpips`` package).
+4. a package that ships the file (the LPIPS layers: ``lpips/weights/v0.1/vgg.pth`` inside an
+   installed ``lpips`` package, found without importing it).
 
 In every folder a converted ``<name>.safetensors`` wins over the pickle beside it. A pickle is
 hash-checked against its pinned SHA-256 *before* it is unpickled (a file with the right name but
@@ -44,7 +45,7 @@ import tempfile
 import urllib.request
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -75,7 +76,7 @@ class KnownWeights:
     description: str  # what it is, in one line
     sha256_source: str  # where the pinned hash comes from
     keep_prefixes: tuple[str, ...] = ()  # when converting, keep only these keys (empty: all)
-    extra_dirs: tuple[str, ...] = field(default=(), compare=False)  # special places, see below
+    package_file: tuple[str, str] | None = None  # (package, path inside it) that ships the file
 
     @property
     def converted_name(self) -> str:
@@ -129,7 +130,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     ),
     "lpips-vgg": KnownWeights(
         name="lpips-vgg",
-        files=("lpips-v0.1-vgg.pth", "vgg.pth"),
+        files=("lpips-v0.1-vgg.pth",),
         sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
         urls=(
             "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/"
@@ -138,7 +139,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
         description="LPIPS v0.1 linear layers for the VGG trunk (lpips package, "
         "lpips/weights/v0.1/vgg.pth)",
         sha256_source="computed from lpips 0.1.4 (PyPI); agrees with public pins",
-        extra_dirs=("lpips-package",),
+        package_file=("lpips", "weights/v0.1/vgg.pth"),
     ),
 }
 
@@ -183,26 +184,29 @@ def torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _lpips_package_dir() -> Path | None:
-    # find_spec locates the package without importing it (lpips imports torchvision).
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (lpips imports
+    torchvision), or None."""
     try:
-        spec = importlib.util.find_spec("lpips")
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(next(iter(spec.submodule_search_locations))) / "weights" / "v0.1"
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
-def search_dirs(name: str) -> list[Path]:
-    """The folders searched for ``name``, in order."""
+def candidates(name: str) -> list[Path]:
+    """Every file looked at for ``name``, in order (the first that exists is used)."""
     entry = _entry(name)
-    dirs = [weights_dir(), torch_hub_checkpoints()]
-    if "lpips-package" in entry.extra_dirs:
-        lp = _lpips_package_dir()
-        if lp is not None:
-            dirs.append(lp)
-    return dirs
+    found: list[Path] = []
+    for d in (weights_dir(), torch_hub_checkpoints()):
+        found += [d / f for f in (entry.converted_name, *entry.files)]
+    if entry.package_file is not None:
+        root = package_dir(entry.package_file[0])
+        if root is not None:
+            found.append(root / entry.package_file[1])
+    return found
 
 
 def _entry(name: str) -> KnownWeights:
@@ -216,24 +220,23 @@ def _entry(name: str) -> KnownWeights:
 
 def find_weights(name: str, path: str | Path | None = None) -> Path | None:
     """The file :func:`load_weights` would read for ``name``, or None (nothing is read)."""
-    entry = _entry(name)
+    _entry(name)  # unknown names are an error
     if path is not None:
         p = Path(path).expanduser()
         return p if p.is_file() else None
-    for d in search_dirs(name):
-        for file in (entry.converted_name, *entry.files):
-            if (d / file).is_file():
-                return d / file
-    return None
+    return next((p for p in candidates(name) if p.is_file()), None)
 
 
 def _not_found(entry: KnownWeights, path: Path | None) -> WeightsNotFoundError:
     if path is not None:
         return WeightsNotFoundError(f"{entry.name} weights file not found: {path}")
-    looked = "; ".join(str(d) for d in search_dirs(entry.name))
-    names = ", ".join((entry.converted_name, *entry.files))
+    dirs = [weights_dir(), torch_hub_checkpoints()]
+    looked = f"{', '.join((entry.converted_name, *entry.files))} in {dirs[0]} or {dirs[1]}"
+    if entry.package_file is not None:
+        package, inner = entry.package_file
+        looked += f", nor {inner} in an installed {package} package"
     return WeightsNotFoundError(
-        f"the {entry.name} weights ({entry.description}) are missing: no {names} in {looked}. "
+        f"the {entry.name} weights ({entry.description}) are missing: no {looked}. "
         "Get them with "
         f"`pixelforge weights fetch {entry.name}` (downloads {entry.urls[0]} and checks its "
         f"SHA-256), or copy {entry.files[0]} into ${ENV_VAR} (now {weights_dir()}), or run "

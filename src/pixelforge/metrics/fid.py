@@ -5,20 +5,27 @@ Equilibrium" (NeurIPS 2017); the distance is from Dowson & Landau (1982):
 
     d^2 = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr( (S1^1/2 S2 S1^1/2)^1/2 ).
 
-The trace term is computed from two symmetric eigendecompositions in float64, never from a
-general matrix square root (``scipy.linalg.sqrtm`` of the non-symmetric S1 S2, as pytorch-fid and
-clean-fid do) nor from Newton-Schulz iterations:
+The trace term comes from symmetric factorisations in float64, never from a general matrix
+square root (``scipy.linalg.sqrtm`` of the non-symmetric S1 S2, as pytorch-fid and clean-fid do)
+nor from Newton-Schulz iterations. For any factor F with F F^T = S1, B = F^T S2 F is symmetric
+positive semi-definite with the non-zero eigenvalues of S1^1/2 S2 S1^1/2 (both are similar to
+S1 S2 on its range), so tr sqrt(S1^1/2 S2 S1^1/2) = sum of sqrt(eigenvalues of B).
 
-1. S1 = V diag(l) V^T (``eigh``); eigenvalues below the rank cut-off are dropped, so S1 may be
-   rank-deficient (N < D);
-2. B = diag(sqrt l) (V^T S2 V) diag(sqrt l) is symmetric PSD with the eigenvalues of
-   S1^1/2 S2 S1^1/2 (it equals W^T S2 W with W = V diag(sqrt l), and W W^T = S1);
-3. tr sqrt(...) = sum of the square roots of B's eigenvalues (``eigvalsh``), with eigenvalues
-   below the rank cut-off (rounding noise around zero) set to zero.
+``method="eigh"`` (default): S1 = V diag(l) V^T (``eigh``), eigenvalues below ``D * eps * max l``
+dropped (so S1 may be rank-deficient, N < D), F = V diag(sqrt l); B = diag(sqrt l) V^T S2 V
+diag(sqrt l) then ``eigvalsh``.
 
-The default backend is numpy (OpenBLAS ``syevd``): on the 2-core CPU of
-``docs/benchmarks.md`` it was several times faster than ``torch.linalg.eigh`` (MKL) for
-2048 x 2048; the ``"torch"`` backend keeps tensors on their device (use it on a GPU).
+``method="cholesky"``: F is the pivoted Cholesky factor of S1 (LAPACK ``dpstrf``, which stops at
+S1's numerical rank, so singular S1 works too). It is cheaper than ``eigh`` and, because
+Cholesky's error is relative to each variance rather than to the largest eigenvalue, more
+accurate when feature variances span many decades (see ``docs/benchmarks.md``). numpy only.
+
+In both, B's negative eigenvalues (rounding) are clipped to zero. There is deliberately no rank
+cut-off on B: with badly scaled features B's small eigenvalues are real signal (a
+``D * eps * max`` cut-off cost 6e-6 relative at 2048-d in the benchmark's features).
+
+The default backend is numpy (OpenBLAS); ``backend="torch"`` runs ``method="eigh"`` with
+``torch.linalg`` on the tensors' device (use it on a GPU).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import scipy.linalg
 import torch
 
 from pixelforge.metrics._checks import ArrayLike, as_features, check_finite
@@ -34,6 +42,7 @@ from pixelforge.metrics.result import MetricResult, protocol_warnings, small_n_w
 from pixelforge.metrics.stats import StreamingStats
 
 Backend = Literal["numpy", "torch"]
+Method = Literal["eigh", "cholesky"]
 
 
 def frechet_distance(
@@ -42,6 +51,7 @@ def frechet_distance(
     mu2: ArrayLike,
     sigma2: ArrayLike,
     *,
+    method: Method = "eigh",
     backend: Backend = "numpy",
 ) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64.
@@ -56,13 +66,19 @@ def frechet_distance(
             f"the two Gaussians have different dimensions ({m1.shape[0]} and {m2.shape[0]}): "
             "both feature sets must come from the same extractor"
         )
+    if method not in ("eigh", "cholesky"):
+        raise MetricError(f"unknown method {method!r}; use 'eigh' or 'cholesky'")
     if backend == "numpy":
-        a, b, c = _as_numpy(m1), _as_numpy(s1), _as_numpy(m2)
-        d = _as_numpy(s2)
-        diff = a - c
-        tr_covmean = trace_sqrt_product(b, d)
-        return float(diff @ diff + np.trace(b) + np.trace(d) - 2.0 * tr_covmean)
+        n1, n2 = m1.cpu().numpy(), m2.cpu().numpy()
+        c1, c2 = s1.cpu().numpy(), s2.cpu().numpy()
+        diff = n1 - n2
+        trace_sqrt = trace_sqrt_product(c1, c2, method=method)
+        return float(diff @ diff + np.trace(c1) + np.trace(c2) - 2.0 * trace_sqrt)
     if backend == "torch":
+        if method != "eigh":
+            raise MetricError(
+                "method='cholesky' needs backend='numpy' (torch has no pivoted Cholesky)"
+            )
         diff_t = m1 - m2.to(m1.device)
         s2 = s2.to(m1.device)
         tr_t = _trace_sqrt_product_torch(s1, s2)
@@ -70,17 +86,28 @@ def frechet_distance(
     raise MetricError(f"unknown backend {backend!r}; use 'numpy' or 'torch'")
 
 
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """tr sqrt(S1^1/2 S2 S1^1/2) (= the sum of square roots of the eigenvalues of S1 S2), numpy."""
-    lam, vec = np.linalg.eigh(sigma1)
-    keep = lam > _rank_cutoff(lam)
-    if not keep.any():
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, *, method: Method = "eigh") -> float:
+    """tr sqrt(S1^1/2 S2 S1^1/2) (= the sum of square roots of the eigenvalues of S1 S2), numpy.
+
+    Both matrices must be symmetric PSD float64 (only their lower triangles are read).
+    """
+    if method == "cholesky":
+        chol, piv, rank, info = scipy.linalg.lapack.dpstrf(sigma1, lower=1)
+        if info < 0:  # pragma: no cover - only for invalid arguments
+            raise MetricError(f"LAPACK dpstrf failed (info={info})")
+        order = piv - 1  # S1[order][:, order] = L L^T, L = first `rank` columns
+        factor = np.tril(chol)[:, :rank]
+        s2 = sigma2[np.ix_(order, order)]
+    else:
+        lam, vec = np.linalg.eigh(sigma1)
+        keep = lam > _rank_cutoff(lam)
+        factor = vec[:, keep] * np.sqrt(lam[keep])  # F = V diag(sqrt l): F F^T = S1 on its range
+        s2 = sigma2
+    if factor.shape[1] == 0:  # S1 == 0
         return 0.0
-    w = vec[:, keep] * np.sqrt(lam[keep])  # W = V diag(sqrt l): W W^T = S1 on its range
-    b = w.T @ (sigma2 @ w)  # B = W^T S2 W, same non-zero eigenvalues as S1^1/2 S2 S1^1/2
-    mu = np.linalg.eigvalsh(b)  # eigvalsh reads one triangle, so B's rounding asymmetry is moot
-    mu = mu[mu > _rank_cutoff(mu)]
-    return float(np.sqrt(mu).sum())
+    b = factor.T @ (s2 @ factor)  # B = F^T S2 F, same non-zero eigenvalues as S1^1/2 S2 S1^1/2
+    mu = np.linalg.eigvalsh(b)  # reads one triangle, so B's rounding asymmetry is moot
+    return float(np.sqrt(np.clip(mu, 0.0, None)).sum())
 
 
 def _trace_sqrt_product_torch(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
@@ -90,7 +117,7 @@ def _trace_sqrt_product_torch(sigma1: torch.Tensor, sigma2: torch.Tensor) -> tor
         return lam.new_zeros(())
     w = vec[:, keep] * lam[keep].sqrt()
     mu = torch.linalg.eigvalsh(w.T @ (sigma2 @ w))
-    return mu[mu > _rank_cutoff(mu)].sqrt().sum()
+    return mu.clamp_min(0.0).sqrt().sum()
 
 
 def _rank_cutoff(eigenvalues: np.ndarray | torch.Tensor) -> float:
@@ -111,6 +138,7 @@ def fid_from_stats(
     fake: StreamingStats,
     *,
     protocol: dict[str, object] | None = None,
+    method: Method = "eigh",
     backend: Backend = "numpy",
 ) -> MetricResult:
     """FID between two feature accumulators, as a self-describing :class:`MetricResult`.
@@ -126,8 +154,13 @@ def fid_from_stats(
     for name, s in (("real", real), ("fake", fake)):
         if s.n < 2:
             raise MetricError(f"FID needs at least 2 {name} samples, got {s.n}")
-    value = frechet_distance(real.mean, real.cov, fake.mean, fake.cov, backend=backend)
-    proto: dict[str, object] = {"feature_dim": real.dim, **(protocol or {})}
+    # The distance is symmetric; factorising the covariance of the smaller set first keeps B
+    # (rank <= that set's N - 1) free of noise eigenvalues when N < D.
+    first, second = (real, fake) if real.n <= fake.n else (fake, real)
+    value = frechet_distance(
+        first.mean, first.cov, second.mean, second.cov, method=method, backend=backend
+    )
+    proto: dict[str, object] = {"feature_dim": real.dim, **(protocol or {}), "fid_method": method}
     return MetricResult(
         name="fid",
         value=value,
@@ -143,6 +176,7 @@ def fid_from_features(
     fake: ArrayLike,
     *,
     protocol: dict[str, object] | None = None,
+    method: Method = "eigh",
     backend: Backend = "numpy",
 ) -> MetricResult:
     """FID between two in-memory feature arrays N x D (a shortcut over :class:`StreamingStats`)."""
@@ -150,7 +184,7 @@ def fid_from_features(
     f = as_features(fake, "fake features", dim=r.shape[1], min_rows=2)
     stats_real = StreamingStats(r.shape[1], device=r.device).update(r)
     stats_fake = StreamingStats(f.shape[1], device=r.device).update(f)
-    return fid_from_stats(stats_real, stats_fake, protocol=protocol, backend=backend)
+    return fid_from_stats(stats_real, stats_fake, protocol=protocol, method=method, backend=backend)
 
 
 def _as_gaussian(mu: ArrayLike, sigma: ArrayLike, which: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +205,3 @@ def _as_gaussian(mu: ArrayLike, sigma: ArrayLike, which: str) -> tuple[torch.Ten
             f"sigma{which} is not symmetric (max |S - S^T| = {asym:.3g}): pass a covariance matrix"
         )
     return m, (s + s.T) / 2
-
-
-def _as_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.cpu().numpy()
