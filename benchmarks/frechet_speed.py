@@ -3,7 +3,7 @@ scipy ``sqrtm`` route and torchmetrics' ``eigvals`` route, on the same 2048-d st
 
 Run from the project root::
 
-    .venv/bin/python benchmarks/frechet_speed.py [--n 10000] [--dim 2048] [--repeats 5]
+    .venv/bin/python benchmarks/frechet_speed.py [--n 10000] [--dim 2048] [--repeats 7]
         [--batch 500] [--seed 0] [--json-out PATH]
 
 Two feature sets of ``--n`` x ``--dim`` are drawn as ``randn @ mixing + offset`` with different
@@ -147,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=10_000, help="samples per set")
     parser.add_argument("--dim", type=int, default=2048, help="feature dimension")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per route")
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per route")
     parser.add_argument("--batch", type=int, default=500, help="batch size of the stats step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between timed calls")

@@ -51,15 +51,19 @@ def as_features(
     return t
 
 
-def check_finite(t: torch.Tensor, what: str) -> None:
-    """Refuse NaN or infinite entries, naming how many and the first bad row."""
+def check_finite(t: ArrayLike, what: str) -> None:
+    """Refuse NaN or infinite entries, naming how many and the first bad rows."""
+    if isinstance(t, np.ndarray):
+        if np.isfinite(t).all():  # numpy's check is much cheaper than torch's on the CPU
+            return
+        t = torch.from_numpy(t)
     finite = torch.isfinite(t)
     if not bool(finite.all()):
         bad = (~finite).reshape(len(t), -1).any(dim=1) if t.ndim > 0 else (~finite).reshape(1)
         rows = torch.nonzero(bad).flatten()[:5].tolist()
         count = int((~finite).sum())
         raise MetricError(
-            f"{what} contain {count} NaN or infinite value(s) (first bad rows or entries: {rows}); "
-            "the images or the feature extractor produced them - fix the input, metrics "
-            "on non-finite features are meaningless"
+            f"{what} contain {count} NaN or infinite value(s) (first bad rows or entries: "
+            f"{rows}); the images or the feature extractor produced them - fix the input, "
+            "metrics on non-finite features are meaningless"
         )

@@ -191,6 +191,19 @@ def extract_images(
     return out
 
 
+def _extractor(name: str) -> FeatureExtractor:
+    """The extractor ``name``; a missing Inception file also points to the offline extractors."""
+    from pixelforge.features.weights import WeightsNotFoundError
+
+    try:
+        return get_extractor(name)
+    except WeightsNotFoundError as exc:
+        raise WeightsNotFoundError(
+            f"{exc} Offline, for the built-in digits or shapes, use --extractor digits-cnn or "
+            "--extractor shapes-cnn (numbers not comparable with published FIDs)."
+        ) from None
+
+
 def _preflight(args: tuple[str, ...], n: int | None) -> None:
     """Resolve every side before any work, so a mistake on the second side costs nothing."""
     for arg in args:
@@ -222,7 +235,7 @@ def compute_fid(
 ) -> MetricResult:
     """FID between two sources (folders, datasets, models with ``n``, or .npz statistics)."""
     _preflight((real, fake), kw.get("n"))
-    ex = get_extractor(extractor)
+    ex = _extractor(extractor)
     current = {**ex.describe(), "resize": resize}
     mu1, s1, n1, p1, w1 = _moments(real, ex, resize=resize, **kw)
     mu2, s2, n2, p2, w2 = _moments(fake, ex, resize=resize, **kw)
@@ -262,7 +275,7 @@ def compute_kid(
 ) -> MetricResult:
     """KID (mean and std over subsets) between two image sources."""
     _preflight((real, fake), kw.get("n"))
-    ex = get_extractor(extractor)
+    ex = _extractor(extractor)
     a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
     assert a.features is not None and b.features is not None
     return kid(
@@ -286,7 +299,7 @@ def compute_pr(
 ) -> tuple[MetricResult, MetricResult]:
     """Improved precision and recall (k-NN manifolds) between two image sources."""
     _preflight((real, fake), kw.get("n"))
-    ex = get_extractor(extractor)
+    ex = _extractor(extractor)
     a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
     assert a.features is not None and b.features is not None
     return precision_recall(a.features, b.features, k=k, protocol=a.protocol)
@@ -302,7 +315,7 @@ def compute_is(
 ) -> MetricResult:
     """Inception Score (mean and std over splits) of one image source."""
     _preflight((fake,), kw.get("n"))
-    ex = get_extractor(extractor)
+    ex = _extractor(extractor)
     source = resolve_source(fake)
     got = extract(source, ex, resize=resize, keep_logits=True, **kw)
     assert got.logits is not None
@@ -319,7 +332,7 @@ def make_stats(
 ) -> ReferenceStats:
     """Cache the mean and covariance of ``data``'s features in an .npz with their protocol."""
     _preflight((data,), kw.get("n"))
-    ex = get_extractor(extractor)
+    ex = _extractor(extractor)
     source = resolve_source(data)
     got = extract(source, ex, resize=resize, **kw)
     ref = ReferenceStats(
@@ -345,7 +358,7 @@ def compute_all(
 ) -> list[MetricResult]:
     """FID, KID and precision/recall, extracting each side's features once."""
     _preflight((real, fake), kw.get("n"))
-    ex = get_extractor(extractor)
+    ex = _extractor(extractor)
     a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
     assert a.features is not None and b.features is not None
     value = frechet_distance(a.stats.mean, a.stats.cov, b.stats.mean, b.stats.cov)
