@@ -69,8 +69,9 @@ def report(name: str, err: float) -> None:
     assert err <= TOL, f"{name} differs from the reference: {err:.2e} > {TOL:.0e}"
 
 
-def test_inception_matches_pytorch_fid_and_torch_fidelity(meta, ref) -> None:
-    net = InceptionV3FID()
+@pytest.mark.parametrize("channels_last", [True, False], ids=["channels-last", "contiguous"])
+def test_inception_matches_pytorch_fid_and_torch_fidelity(meta, ref, channels_last) -> None:
+    net = InceptionV3FID(channels_last=channels_last)
     load_exact(net, random_tensors(meta["networks"]["inception"]), "reference weights")
     spec = meta["inputs"]["inception"]
     g = torch.Generator().manual_seed(spec["seed"])
@@ -79,7 +80,10 @@ def test_inception_matches_pytorch_fid_and_torch_fidelity(meta, ref) -> None:
     with torch.no_grad():
         # pytorch-fid: x = u / 255, scaled by 2x - 1.
         pool3, logits = net.features_and_logits(u.float() / 255)
-        report("pytorch-fid pool3", rel_err(pool3, ref["inception/pytorch_fid/pool3"]))
+        report(
+            f"[{'NHWC' if channels_last else 'NCHW'}] pytorch-fid pool3",
+            rel_err(pool3, ref["inception/pytorch_fid/pool3"]),
+        )
         report(
             "pytorch-fid logits (with fc bias)",
             rel_err(logits + net.fc.bias, ref["inception/pytorch_fid/logits"]),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
 
 from pixelforge.metrics import MetricError, knn_radii, precision_recall
+
+# The package re-exports the function under the module's name, so reach the module itself.
+pr_module = importlib.import_module("pixelforge.metrics.precision_recall")
 
 
 def _clusters(n_per: int, centres: list[float], d: int = 16, seed: int = 0) -> np.ndarray:
@@ -37,11 +42,21 @@ def test_partial_coverage_gives_the_covered_share() -> None:
     assert recall.value == pytest.approx(0.5)  # half of the real data is covered
 
 
-def test_block_size_does_not_change_the_result() -> None:
+def test_distances_are_computed_in_bounded_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     real, fake = _clusters(100, [0.0, 3.0]), _clusters(100, [1.0, 3.0], seed=2)
     big = precision_recall(real, fake)
+    sizes: list[int] = []
+    original = pr_module._sq_dist
+
+    def recording(*args: torch.Tensor) -> torch.Tensor:
+        out = original(*args)
+        sizes.append(out.numel())
+        return out
+
+    monkeypatch.setattr(pr_module, "_sq_dist", recording)
     small = precision_recall(real, fake, max_block_elements=7 * 200)  # 7-row blocks
-    assert [r.value for r in big] == [r.value for r in small]
+    assert max(sizes) <= 7 * 200  # never a 200 x 200 matrix
+    assert [r.value for r in big] == [r.value for r in small]  # and the same result
     assert 0.0 < big[0].value < 1.0 and 0.0 < big[1].value < 1.0
 
 

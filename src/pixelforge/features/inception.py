@@ -19,6 +19,13 @@ Outputs: :meth:`InceptionV3FID.forward` gives the 2048-d pool3 features (FID, KI
 recall); :meth:`InceptionV3FID.logits` gives the 1008 logits *without* the fc bias, which is what
 torch-fidelity's Inception Score uses (``logits_unbiased``); :meth:`InceptionV3FID.features_and_logits`
 gives both from one pass.
+
+By default the network keeps its weights and activations channels-last (NHWC), about 1.6x faster
+on an x86 CPU than NCHW; the features differ from the NCHW computation by float rounding only
+(below 1e-6 relative in the reference test; ``InceptionV3FID(channels_last=False)`` gives the
+NCHW computation, which matched pytorch-fid and torch-fidelity bit for bit there). bf16 autocast doubles the
+speed again on CPUs with AVX512-BF16 but moves the features by about 0.5% of their scale, too
+much for FIDs comparable to published ones; it is left to the caller (``torch.autocast``).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(cout, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
 def _avg_pool_tf(x: torch.Tensor) -> torch.Tensor:
@@ -177,8 +184,9 @@ class InceptionV3FID(FeatureExtractor):
     feature_dim = 2048
     num_classes = 1008
 
-    def __init__(self) -> None:
+    def __init__(self, channels_last: bool = True) -> None:
         super().__init__()
+        self.channels_last = channels_last  # NHWC activations: ~1.6x faster on x86 CPUs
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
@@ -196,6 +204,8 @@ class InceptionV3FID(FeatureExtractor):
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
         self.fc = nn.Linear(2048, self.num_classes)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
 
@@ -214,6 +224,8 @@ class InceptionV3FID(FeatureExtractor):
         """The 2048-d pool3 features, in the dtype the network runs in."""
         self._check(images)
         x = 2 * images - 1  # [0, 1] -> [-1, 1], as pytorch-fid
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
@@ -240,16 +252,23 @@ class InceptionV3FID(FeatureExtractor):
 
 
 def inception_v3_fid(
-    weights: str | Path | None = None, *, random_seed: int | None = None
+    weights: str | Path | None = None,
+    *,
+    random_seed: int | None = None,
+    channels_last: bool = True,
 ) -> InceptionV3FID:
     """The FID Inception with the published weights (``weights``: a path, else searched for).
+
+    ``channels_last`` (default) runs the convolutions on NHWC tensors, about 1.6x faster on an
+    x86 CPU (docs/benchmarks.md); features then differ from the NCHW computation by float
+    rounding only (below 1e-6 relative in the reference test).
 
     ``random_seed`` builds it with seeded random weights instead (tests, benchmarks): such an
     extractor reports ``weights_sha256 = "random:<seed>"`` and is not comparable to published FIDs.
     Missing weights raise :class:`pixelforge.features.weights.WeightsNotFoundError`, which says
     how to get them.
     """
-    net = InceptionV3FID()
+    net = InceptionV3FID(channels_last=channels_last)
     if random_seed is not None:
         seeded_init(net, random_seed)
         net.weights_sha256 = f"random:{random_seed}"

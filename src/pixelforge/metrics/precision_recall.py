@@ -49,12 +49,18 @@ def precision_recall(
     precision = _share_inside(f, r, r_radii, max_block_elements).item()
     recall = _share_inside(r, f, f_radii, max_block_elements).item()
     proto: dict[str, object] = {"feature_dim": r.shape[1], **(protocol or {}), "pr_k": k}
-    notes = tuple(protocol_warnings(proto))
-    common = {"n_real": r.shape[0], "n_fake": f.shape[0], "protocol": proto, "warnings": notes}
-    return (
-        MetricResult(name="precision", value=precision, **common),  # type: ignore[arg-type]
-        MetricResult(name="recall", value=recall, **common),  # type: ignore[arg-type]
-    )
+
+    def result(name: str, value: float) -> MetricResult:
+        return MetricResult(
+            name=name,
+            value=value,
+            n_real=r.shape[0],
+            n_fake=f.shape[0],
+            protocol=proto,
+            warnings=tuple(protocol_warnings(proto)),
+        )
+
+    return result("precision", precision), result("recall", recall)
 
 
 def knn_radii(

@@ -51,7 +51,8 @@ class StreamingStats:
             return self
         mean_b = x.mean(dim=0)
         xc = x - mean_b
-        self._combine(nb, mean_b, xc.T @ xc)
+        self._m2.addmm_(xc.T, xc)  # the batch's own scatter, sum (x - mean_b)(x - mean_b)^T
+        self._advance(nb, mean_b)
         return self
 
     def merge(self, other: StreamingStats) -> StreamingStats:
@@ -73,15 +74,20 @@ class StreamingStats:
             self._device = other._mean.device
             self._mean, self._m2 = self._mean.to(self._device), self._m2.to(self._device)
         dev = self._mean.device
-        self._combine(other._n, other._mean.to(dev), other._m2.to(dev))
+        self._m2.add_(other._m2.to(dev))
+        self._advance(other._n, other._mean.to(dev))
         return self
 
-    def _combine(self, nb: int, mean_b: torch.Tensor, m2_b: torch.Tensor) -> None:
-        # Chan et al.: M2 = M2_a + M2_b + delta delta^T * n_a n_b / n, delta = mean_b - mean_a.
+    def _advance(self, nb: int, mean_b: torch.Tensor) -> None:
+        """Fold in the mean of nb new samples whose own scatter M2_b is already added to M2.
+
+        Chan et al.: M2 = M2_a + M2_b + delta delta^T * n_a n_b / n, delta = mean_b - mean_a.
+        """
         na, n = self._n, self._n + nb
         delta = mean_b - self._mean
-        self._mean = self._mean + delta * (nb / n)
-        self._m2 = self._m2 + m2_b + torch.outer(delta, delta) * (na * nb / n)
+        self._mean.add_(delta, alpha=nb / n)
+        if na:
+            self._m2.addr_(delta, delta, alpha=na * nb / n)
         self._n = n
 
     # -- results -------------------------------------------------------------------------------
