@@ -204,8 +204,10 @@ class InceptionV3FID(FeatureExtractor):
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
         self.fc = nn.Linear(2048, self.num_classes)
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
+        if channels_last:  # what Module.to(memory_format=...) does to 4-d parameters
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
 
