@@ -21,16 +21,23 @@ SCRIPTS = Path(__file__).parent / "scripts"
 DOMAIN = ["--extractor", "digits-cnn"]
 
 
+def by_metric(out: str) -> dict[str, dict]:
+    doc = json.loads(out)
+    return {r["metric"]: r for r in (doc if isinstance(doc, list) else [doc])}
+
+
 def test_fid_of_digits_splits_is_small_and_a_model_is_further(cli):
     code, out, err = cli("eval", "fid", "digits", "digits:test", *DOMAIN, "--json")
     assert code == 0, err
-    same_domain = json.loads(out)
+    rows = by_metric(out)
+    assert set(rows) == {"fid", "kid"}  # small sets: KID beside FID
+    same_domain = rows["fid"]
     assert same_domain["n_real"] == 1437 and same_domain["n_fake"] == 360
     assert same_domain["protocol"]["extractor"] == "digits-cnn"
     assert any("not comparable" in w or "published" in w for w in same_domain["warnings"])
     assert any("N < 10,000" in w for w in same_domain["warnings"])
     code, out, _ = cli("eval", "fid", "digits", "dcgan-digits", "--n", "300", *DOMAIN, "--json")
-    generated = json.loads(out)
+    generated = by_metric(out)["fid"]
     assert code == 0 and generated["n_fake"] == 300
     assert 0 <= same_domain["value"] < generated["value"]
 
@@ -48,7 +55,7 @@ def test_cached_statistics_give_the_same_fid_and_are_pytorch_fid_readable(
     assert stats.n == 360 and stats.protocol["extractor"] == "digits-cnn" and not warnings
 
     code, out, _ = cli("eval", "fid", "shapes:test", "digits:test", *DOMAIN, "--json")
-    direct = json.loads(out)["value"]
+    direct = by_metric(out)["fid"]["value"]
     import pixelforge.tasks.evaluate as ev
 
     calls = []

@@ -108,19 +108,17 @@ def fid(
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
-    """Fréchet Inception Distance between REAL and FAKE."""
-    from pixelforge.tasks.evaluate import compute_fid
+    """Fréchet Inception Distance between REAL and FAKE (with KID beside it below 10,000 images)."""
+    from pixelforge.tasks.evaluate import compute_fid_report
 
     _report(
-        [
-            compute_fid(
-                real,
-                fake,
-                extractor=extractor,
-                resize=resize,
-                **_common(n, seed, batch_size, device, resize),
-            )
-        ],
+        compute_fid_report(
+            real,
+            fake,
+            extractor=extractor,
+            resize=resize,
+            **_common(n, seed, batch_size, device, resize),
+        ),
         as_json,
     )
 

@@ -31,7 +31,7 @@ from pixelforge.metrics import (
     kid,
     precision_recall,
 )
-from pixelforge.metrics.result import protocol_warnings, small_n_warnings
+from pixelforge.metrics.result import SMALL_N, protocol_warnings, small_n_warnings
 from pixelforge.tasks.sources import Source, content_hash, iter_images, resolve_source
 
 DEFAULT_EXTRACTOR = "inception-v3-fid"
@@ -262,6 +262,29 @@ def _features(arg: str, ex: FeatureExtractor, **kw: Any) -> Extracted:
     return extract(source, ex, keep_features=True, **kw)
 
 
+def _fid_of(a: Extracted, b: Extracted) -> MetricResult:
+    value = frechet_distance(a.stats.mean, a.stats.cov, b.stats.mean, b.stats.cov)
+    notes = (*small_n_warnings("fid", a.n, b.n), *protocol_warnings(a.protocol))
+    return MetricResult("fid", value, None, a.n, b.n, a.protocol, notes)
+
+
+def compute_fid_report(
+    real: str, fake: str, *, extractor: str = DEFAULT_EXTRACTOR, resize: str = "clean", **kw: Any
+) -> list[MetricResult]:
+    """FID, and for small image sets (fewer than 10,000 a side, where FID is biased) KID beside
+    it from the same features. A side given as .npz statistics gives FID alone."""
+    if "stats" in {resolve_source(a).kind for a in (real, fake)}:
+        return [compute_fid(real, fake, extractor=extractor, resize=resize, **kw)]
+    _preflight((real, fake), kw.get("n"))
+    ex = _extractor(extractor)
+    a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
+    results = [_fid_of(a, b)]
+    if min(a.n, b.n) < SMALL_N:
+        assert a.features is not None and b.features is not None
+        results.append(kid(a.features, b.features, protocol=a.protocol))
+    return results
+
+
 def compute_kid(
     real: str,
     fake: str,
@@ -361,9 +384,7 @@ def compute_all(
     ex = _extractor(extractor)
     a, b = _features(real, ex, resize=resize, **kw), _features(fake, ex, resize=resize, **kw)
     assert a.features is not None and b.features is not None
-    value = frechet_distance(a.stats.mean, a.stats.cov, b.stats.mean, b.stats.cov)
-    notes = (*small_n_warnings("fid", a.n, b.n), *protocol_warnings(a.protocol))
-    fid = MetricResult("fid", value, None, a.n, b.n, a.protocol, notes)
+    fid = _fid_of(a, b)
     return [
         fid,
         kid(a.features, b.features, protocol=a.protocol),
