@@ -196,3 +196,12 @@ def test_trainer_logs_fid_on_a_fixed_seed_set(tmp_path):
     assert (tmp_path / "eval" / "ref-digits-cnn.npz").is_file()
     assert trainer.evaluate()["fid"] == fids[-1]["fid"]  # fixed seeds: the same number again
     assert runs.latest_checkpoint(tmp_path)[0] == 4
+
+
+def test_lpips_without_its_weights_says_what_is_missing(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXELFORGE_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for side in ("a", "b"):
+        write_png(tmp_path / side / "x.png", torch.rand(3, 32, 32))
+    code, _, err = cli("eval", "lpips", tmp_path / "a", tmp_path / "b")
+    assert code == 2 and "vgg16" in err and "lpips-vgg" in err and "weights fetch" in err

@@ -313,4 +313,10 @@ def ssim(
     _paired("ssim", a, b, y_channel, crop_border, as_json)
 
 
+@eval_app.command("lpips")
+def lpips(a: PathA, b: PathB, as_json: AsJson = False) -> None:
+    """LPIPS (VGG, v0.1) between images paired by file name (needs the VGG16 and LPIPS weights)."""
+    _paired("lpips", a, b, False, 0, as_json)
+
+
 __all__ = ["PixelforgeError", "eval_app"]

@@ -8,7 +8,7 @@ numbers one process gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -419,7 +419,20 @@ def compute_paired(
     from pixelforge.io.images import read_image
     from pixelforge.metrics import psnr, ssim
 
-    fn = {"psnr": psnr, "ssim": ssim}[metric]
+    fn: Callable[..., torch.Tensor]
+    if metric == "lpips":
+        from pixelforge.features.lpips import lpips_vgg
+
+        net = lpips_vgg().eval()
+
+        def lpips_pair(x: torch.Tensor, y: torch.Tensor, **_: Any) -> torch.Tensor:
+            with torch.inference_mode():
+                out: torch.Tensor = net(x.float(), y.float())
+            return out
+
+        fn = lpips_pair
+    else:
+        fn = {"psnr": psnr, "ssim": ssim}[metric]
     values = []
     for pa, pb in _image_pairs(a, b):
         x, y = (
@@ -442,4 +455,6 @@ def compute_paired(
     }
     if metric == "ssim":
         protocol["window"] = "gaussian 11x11, sigma 1.5"
+    if metric == "lpips":
+        protocol = {"network": "LPIPS v0.1, VGG16 trunk", "channels": "RGB"}
     return MetricResult(metric, float(arr.mean()), std, len(values), len(values), protocol)
