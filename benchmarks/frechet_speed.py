@@ -58,37 +58,17 @@ import scipy
 import scipy.linalg
 import torch
 
+from machine import busy_cpu_seconds, cpu_model  # benchmarks/machine.py
 from pixelforge.metrics import StreamingStats, frechet_distance
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform's guess elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _busy_cpu_seconds() -> float | None:
-    """CPU seconds spent busy by the whole machine since boot (Linux), or None."""
-    try:
-        fields = Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(fn: Callable[[], float]) -> tuple[float, float, float | None]:
     """(value, wall seconds, other processes' CPU in percent of the machine) of one call."""
-    busy0, own0 = _busy_cpu_seconds(), sum(os.times()[:2])
+    busy0, own0 = busy_cpu_seconds(), sum(os.times()[:2])
     start = time.perf_counter()
     value = fn()
     elapsed = time.perf_counter() - start
-    busy1, own1 = _busy_cpu_seconds(), sum(os.times()[:2])
+    busy1, own1 = busy_cpu_seconds(), sum(os.times()[:2])
     other = None
     if busy0 is not None and busy1 is not None:
         other_s = max(0.0, (busy1 - busy0) - (own1 - own0))

@@ -52,6 +52,8 @@ from typing import Any
 
 import torch
 
+from machine import busy_cpu_seconds, cpu_model  # benchmarks/machine.py
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "tests" / "fixtures" / "features" / "reference.json"
 SEED = 1234
@@ -83,23 +85,14 @@ def images(batch: int) -> torch.Tensor:
     return torch.rand(batch, 3, 299, 299, generator=g)
 
 
-def _busy_cpu_seconds() -> float | None:
-    try:
-        fields = Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def timed(fn: Any, iters: int) -> dict[str, float | None]:
     """Run ``fn`` ``iters`` times: seconds, and other processes' share of the machine (%)."""
-    busy0, t0 = _busy_cpu_seconds(), os.times()
+    busy0, t0 = busy_cpu_seconds(), os.times()
     start = time.perf_counter()
     for _ in range(iters):
         fn()
     elapsed = time.perf_counter() - start
-    busy1, t1 = _busy_cpu_seconds(), os.times()
+    busy1, t1 = busy_cpu_seconds(), os.times()
     other = None
     if busy0 is not None and busy1 is not None:
         own = (t1.user + t1.system) - (t0.user + t0.system)
@@ -187,25 +180,15 @@ def wait_for_quiet(max_other_cpu: float, budget_s: float) -> float:
     second (this process idles meanwhile), or ``budget_s`` runs out; returns the time waited."""
     start = time.perf_counter()
     while time.perf_counter() - start < budget_s:
-        busy0 = _busy_cpu_seconds()
+        busy0 = busy_cpu_seconds()
         time.sleep(1.0)
-        busy1 = _busy_cpu_seconds()
+        busy1 = busy_cpu_seconds()
         if busy0 is None or busy1 is None:
             break
         if 100.0 * (busy1 - busy0) / (os.cpu_count() or 1) <= max_other_cpu:
             break
         time.sleep(4.0)
     return time.perf_counter() - start
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

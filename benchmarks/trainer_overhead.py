@@ -47,6 +47,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from machine import busy_cpu_seconds, cpu_model  # benchmarks/machine.py
 from pixelforge.config import to_dict
 from pixelforge.models.dcgan import DCGAN
 from pixelforge.training.run import prepare_run
@@ -64,17 +65,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "z_dim": 64,
     },
 }
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform's guess elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def train_overrides(steps: int) -> dict[str, Any]:
@@ -174,16 +164,6 @@ class BareLoop:
         return loss_d.item(), loss_g.item()
 
 
-def _busy_cpu_seconds() -> float | None:
-    """CPU seconds spent busy by the whole machine since boot (Linux), or None."""
-    try:
-        fields = Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def _own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
@@ -193,13 +173,13 @@ class CpuMeter:
     """Wall time, and the share of all cores that other processes used, over a span."""
 
     def __init__(self) -> None:
-        self.busy0, self.own0 = _busy_cpu_seconds(), _own_cpu_seconds()
+        self.busy0, self.own0 = busy_cpu_seconds(), _own_cpu_seconds()
         self.start = time.perf_counter()
 
     def stop(self) -> tuple[float, float | None]:
         """(elapsed seconds, other processes' CPU in percent of the machine or None)."""
         elapsed = time.perf_counter() - self.start
-        busy1, own1 = _busy_cpu_seconds(), _own_cpu_seconds()
+        busy1, own1 = busy_cpu_seconds(), _own_cpu_seconds()
         if self.busy0 is None or busy1 is None:
             return elapsed, None
         other_s = max(0.0, (busy1 - self.busy0) - (own1 - self.own0))
