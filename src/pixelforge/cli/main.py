@@ -31,7 +31,8 @@ app = typer.Typer(
 models_app = typer.Typer(help="The model families pixelforge can train.", no_args_is_help=True)
 data_app = typer.Typer(help="Built-in datasets and user folders.", no_args_is_help=True)
 weights_app = typer.Typer(
-    help="Weight files: convert trusted pickles to safetensors.", no_args_is_help=True
+    help="Weight files: fetch, import and list known weights; convert trusted pickles.",
+    no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
