@@ -1,8 +1,11 @@
 """Model families. Each registers here, explicitly."""
 
 from pixelforge.models.dcgan import DCGAN, DCGANConfig
+from pixelforge.models.vae import VAE, VAEConfig
 from pixelforge.registry import Family, register
 from pixelforge.training.gan import GANTask, GANTrainConfig
+from pixelforge.training.vae import TINY as VAE_TINY
+from pixelforge.training.vae import VAETask, VAETrainConfig
 
 
 class DCGANTask(GANTask):
@@ -27,5 +30,17 @@ register(
                 "tensorboard": False,
             },
         },
+    )
+)
+
+register(
+    Family(
+        name="vae",
+        summary="Autoencoder / VAE (conv encoder-decoder, vector latent, beta); L2/L1/perceptual recon, VAE-GAN",
+        config_cls=VAEConfig,
+        train_config_cls=VAETrainConfig,
+        model_cls=VAE,
+        task_cls=VAETask,
+        tiny=VAE_TINY,
     )
 )
