@@ -1,8 +1,11 @@
 """Model families. Each registers here, explicitly."""
 
 from pixelforge.models.dcgan import DCGAN, DCGANConfig
+from pixelforge.models.diffusion import DiffusionConfig, DiffusionModel
 from pixelforge.models.vae import VAE, VAEConfig
 from pixelforge.registry import Family, register
+from pixelforge.training.diffusion import TINY as DIFFUSION_TINY
+from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
 from pixelforge.training.gan import GANTask, GANTrainConfig
 from pixelforge.training.vae import TINY as VAE_TINY
 from pixelforge.training.vae import VAETask, VAETrainConfig
@@ -42,5 +45,17 @@ register(
         model_cls=VAE,
         task_cls=VAETask,
         tiny=VAE_TINY,
+    )
+)
+
+register(
+    Family(
+        name="diffusion",
+        summary="Diffusion (diffusers UNet2DModel): epsilon/v objectives, DDPM/DDIM/DPM-Solver++, CFG",
+        config_cls=DiffusionConfig,
+        train_config_cls=DiffusionTrainConfig,
+        model_cls=DiffusionModel,
+        task_cls=DiffusionTask,
+        tiny=DIFFUSION_TINY,
     )
 )
