@@ -12,28 +12,13 @@ from typing import Any
 import pytest
 import torch
 
-from pixelforge import hub, registry
+from pixelforge import hub
 from pixelforge.errors import ConfigError
 from pixelforge.models.diffusion import DiffusionConfig, DiffusionModel, unet_kwargs
-from pixelforge.registry import Family
-from pixelforge.training.diffusion import TINY, DiffusionTask, DiffusionTrainConfig
+from pixelforge.training.diffusion import DiffusionTrainConfig
 from pixelforge.training.trainer import Trainer
 
 from conftest import tiny_spec
-
-registry._ensure_loaded()  # the built-in families first: register only if still missing
-if "diffusion" not in registry._FAMILIES:
-    registry.register(
-        Family(
-            name="diffusion",
-            summary="Diffusion (diffusers UNet2DModel), epsilon or v objective, DDPM/DDIM/DPM-Solver++, CFG",
-            config_cls=DiffusionConfig,
-            train_config_cls=DiffusionTrainConfig,
-            model_cls=DiffusionModel,
-            task_cls=DiffusionTask,
-            tiny=TINY,
-        )
-    )
 
 
 def tiny_model(num_classes: int = 0, **changes: Any) -> DiffusionModel:

@@ -7,30 +7,16 @@ import warnings
 import pytest
 import torch
 
-from pixelforge import hub, registry
+from pixelforge import hub
 from pixelforge.errors import ConfigError
 from pixelforge.models.vae import VAE, VAEConfig
 from pixelforge.training.logging import read_metrics
 from pixelforge.training.run import prepare_run
 from pixelforge.training.task import StepContext
 from pixelforge.training.trainer import Trainer
-from pixelforge.training.vae import TINY, VAETask, VAETrainConfig
+from pixelforge.training.vae import VAETask, VAETrainConfig
 
 from conftest import tiny_spec
-
-registry._ensure_loaded()
-if "vae" not in registry._FAMILIES:  # until pixelforge.models registers the family itself
-    registry.register(
-        registry.Family(
-            name="vae",
-            summary="autoencoder / VAE (conv, vector latent, beta); L2/L1/perceptual, VAE-GAN",
-            config_cls=VAEConfig,
-            train_config_cls=VAETrainConfig,
-            model_cls=VAE,
-            task_cls=VAETask,
-            tiny=TINY,
-        )
-    )
 
 
 def _cfg(**kw) -> VAEConfig:

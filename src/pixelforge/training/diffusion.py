@@ -9,7 +9,6 @@ is replaced by the null class with probability ``train.label_dropout``.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 from pixelforge.config import check_range
 from pixelforge.models.diffusion import DiffusionConfig, DiffusionModel, make_scheduler
 from pixelforge.training.config import TrainConfig
-from pixelforge.training.task import StepContext, TrainTask
+from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
 TINY: dict[str, Any] = {  # overrides of Family.tiny: a seconds-long test run
     "model": {
@@ -60,10 +59,7 @@ class DiffusionTask(TrainTask):
     def __init__(self, model_config: DiffusionConfig, train_config: DiffusionTrainConfig) -> None:
         super().__init__(model_config, train_config)
         self.model = DiffusionModel(model_config)
-        ema = copy.deepcopy(self.model.unet)
-        ema.requires_grad_(False)
-        ema.eval()
-        self.modules = {"UNet": self.model.unet, "UNet_ema": ema}
+        self.modules = {"UNet": self.model.unet, "UNet_ema": frozen_copy(self.model.unet)}
         self.ema = {"UNet_ema": "UNet"}
         self.optimizers = {
             "UNet": torch.optim.Adam(

@@ -16,7 +16,7 @@ from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
 from pixelforge.losses.adversarial import d_loss, g_loss, gradient_penalty, r1_penalty
 from pixelforge.training.config import TrainConfig
-from pixelforge.training.task import StepContext, TrainTask
+from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class GANTask(TrainTask):
                 "(its penalty is per sample): set model.d_norm=none."
             )
         self.model: Any = self.model_cls(model_config)
-        ema = self._frozen_copy(self.model.generator)
+        ema = frozen_copy(self.model.generator)
         self.modules = {"G": self.model.generator, "D": self.model.discriminator, "G_ema": ema}
         self.ema = {"G_ema": "G"}
         cfg = train_config
@@ -72,15 +72,6 @@ class GANTask(TrainTask):
                 weight_decay=cfg.weight_decay,
             ),
         }
-
-    @staticmethod
-    def _frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
-        import copy
-
-        ema = copy.deepcopy(module)
-        ema.requires_grad_(False)
-        ema.eval()
-        return ema
 
     def _fake(self, ctx: StepContext, labels: torch.Tensor | None) -> torch.Tensor:
         z = ctx.randn(*self.model.latent_shape())

@@ -8,6 +8,7 @@ processes, precision, EMA, non-finite handling, checkpoints, logs) and hands eac
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,3 +96,11 @@ class TrainTask:
     def trained_parameters(self, name: str) -> list[nn.Parameter]:
         """The parameters updated by optimizer ``name``."""
         return [p for g in self.optimizers[name].param_groups for p in g["params"]]
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` that is never trained directly: the EMA copies of the tasks."""
+    ema = copy.deepcopy(module)
+    ema.requires_grad_(False)
+    ema.eval()
+    return ema

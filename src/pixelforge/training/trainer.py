@@ -14,7 +14,6 @@ resumed ends bit-identical to one that was never interrupted.
 
 from __future__ import annotations
 
-import copy
 import shutil
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -502,11 +501,3 @@ class Trainer:
         write_png(
             self.run_dir / runs.SAMPLES / f"{runs.checkpoint_name(self.step)}.png", grid, provenance
         )
-
-
-def deepcopy_module(module: torch.nn.Module) -> torch.nn.Module:
-    """A frozen copy of ``module`` for EMA."""
-    ema = copy.deepcopy(module)
-    ema.requires_grad_(False)
-    ema.eval()
-    return ema

@@ -17,7 +17,6 @@ and is updated after the autoencoder (optimizer ``D``).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,7 +30,7 @@ from pixelforge.losses.adversarial import d_loss, g_loss
 from pixelforge.metrics.kl import kl_diag_gaussian_standard
 from pixelforge.models.vae import VAE, VAEConfig
 from pixelforge.training.config import TrainConfig
-from pixelforge.training.task import StepContext, TrainTask
+from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
 TINY: dict[str, Any] = {
     "model": {"image_size": 8, "latent_dim": 4, "width": 8, "d_width": 8},
@@ -67,13 +66,6 @@ class VAETrainConfig(TrainConfig):
         check_range("train.d_lr_mult", self.d_lr_mult, low=0, low_inclusive=False)
 
 
-def _frozen_copy(module: nn.Module) -> nn.Module:
-    ema = copy.deepcopy(module)
-    ema.requires_grad_(False)
-    ema.eval()
-    return ema
-
-
 class VAETask(TrainTask):
     """Trains ``encoder`` + ``decoder`` (modules ``E``, ``G``; EMA copies ``E_ema``, ``G_ema``) and,
     for VAE-GAN, ``discriminator`` (module ``D``, kept in checkpoints whenever the model has one)."""
@@ -93,8 +85,8 @@ class VAETask(TrainTask):
         self.modules = {
             "E": self.model.encoder,
             "G": self.model.decoder,
-            "E_ema": _frozen_copy(self.model.encoder),
-            "G_ema": _frozen_copy(self.model.decoder),
+            "E_ema": frozen_copy(self.model.encoder),
+            "G_ema": frozen_copy(self.model.decoder),
         }
         self.ema = {"E_ema": "E", "G_ema": "G"}
         if self.model.discriminator is not None:
