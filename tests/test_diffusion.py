@@ -130,3 +130,34 @@ def test_every_config_field_has_a_help_line():
     for cls in (DiffusionConfig, DiffusionTrainConfig):
         own = [f.name for f in dataclasses.fields(cls) if f.name in cls.__annotations__]
         assert set(own) <= set(field_help(cls)), cls
+
+
+def test_cli_samples_with_sampler_options_and_records_them(tmp_path, cli) -> None:
+    from pixelforge.io.images import read_provenance
+
+    run = tmp_path / "run"
+    spec = tiny_spec("diffusion", run, model={"num_classes": None})
+    Trainer(spec, run, progress=False).fit()
+    out = tmp_path / "g.png"
+    code, _, err = cli(
+        "sample",
+        run,
+        "--n",
+        "4",
+        "--class",
+        "2",
+        "--sampler",
+        "dpm-solver++",
+        "--steps",
+        "5",
+        "--guidance",
+        "2.0",
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    meta = read_provenance(out)
+    assert meta["sampler"] == "dpm-solver++" and meta["steps"] == 5 and meta["guidance"] == 2.0
+    assert "--sampler dpm-solver++" in meta["command"]
+    code, _, err = cli("sample", "dcgan-digits", "--steps", "5", "--out", tmp_path / "x.png")
+    assert code == 2 and "--steps" in err and not (tmp_path / "x.png").exists()

@@ -138,6 +138,13 @@ def sample(
     class_label: Annotated[
         int | None, typer.Option("--class", help="Class index for a conditional model.")
     ] = None,
+    sampler: Annotated[
+        str | None, typer.Option(help="Diffusion: ddim, ddpm or dpm-solver++.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Diffusion: sampling steps.")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Diffusion: classifier-free guidance scale (1: none).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
 ) -> None:
     """Generate images from MODEL."""
@@ -146,11 +153,17 @@ def sample(
     from pixelforge.training.trainer import resolve_device
 
     m = load(model, device=resolve_device(device))
-    images = sample_images(m, n, seed=seed, class_label=class_label)
+    options = {
+        k: v
+        for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance))
+        if v is not None
+    }
+    images = sample_images(m, n, seed=seed, class_label=class_label, **options)
     command = f"pixelforge sample {model} --n {n} --seed {seed}"
     if class_label is not None:
         command += f" --class {class_label}"
-    meta = provenance(m, command, seed=seed, n=n, class_label=class_label)
+    command += "".join(f" --{k} {v}" for k, v in options.items())
+    meta = provenance(m, command, seed=seed, n=n, class_label=class_label, **options)
     written = save_samples(images, out_path, meta)
     out().print(
         f"wrote {out_path}" if len(written) == 1 else f"wrote {len(written)} images to {out_path}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,33 @@ MAX_SAMPLES = 10_000
 
 
 def sample_images(
-    model: torch.nn.Module, n: int, *, seed: int = 0, class_label: int | None = None
+    model: torch.nn.Module,
+    n: int,
+    *,
+    seed: int = 0,
+    class_label: int | None = None,
+    **sampler_options: Any,
 ) -> torch.Tensor:
-    """``n`` images in [0, 1] (N x C x H x W, CPU) from ``model``."""
+    """``n`` images in [0, 1] (N x C x H x W, CPU) from ``model``.
+
+    ``sampler_options`` (``sampler``, ``steps``, ``guidance``) go to models whose ``sample``
+    takes them (diffusion); any other model refuses them with a clear error.
+    """
     if not isinstance(model, ImageGenerator):
         raise ConfigError(
             f"a {getattr(model, 'family', type(model).__name__)} model does not sample from noise."
         )
     if not 1 <= n <= MAX_SAMPLES:
         raise ConfigError(f"--n must be between 1 and {MAX_SAMPLES}, got {n}.")
-    return model.sample(n, seed=seed, class_label=class_label)
+    accepted = inspect.signature(model.sample).parameters
+    unknown = [k for k in sampler_options if k not in accepted]
+    if unknown:
+        flags = ", ".join("--" + k for k in unknown)
+        raise ConfigError(
+            f"a {model.family} model takes no {flags}: those options are for diffusion models."
+        )
+    images: torch.Tensor = model.sample(n, seed=seed, class_label=class_label, **sampler_options)
+    return images
 
 
 def provenance(model: torch.nn.Module, command: str, **fields: Any) -> dict[str, Any]:
