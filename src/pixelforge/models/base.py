@@ -17,6 +17,9 @@ class ImageGenerator(nn.Module):
 
     family: str = ""
     config: object
+    # The latent lab's space: "gaussian" (z ~ N(0, I): interpolate with slerp) or "w" (a mapped
+    # space such as StyleGAN's W: interpolate with lerp). See to_lab / from_lab.
+    lab_space: str = "gaussian"
 
     def latent_shape(self) -> tuple[int, ...]:
         """Shape of one latent sample."""
@@ -25,6 +28,25 @@ class ImageGenerator(nn.Module):
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Images in [-1, 1] from latents ``z``."""
         raise NotImplementedError
+
+    def to_lab(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Latents ``z`` -> the lab's latents (StyleGAN: the mapped W; others: ``z`` itself)."""
+        return z
+
+    def from_lab(self, w: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Images in [-1, 1] from the lab's latents (the inverse direction of :meth:`to_lab`)."""
+        return self.generate(w, labels)
+
+    def mean_lab_latent(self, labels: torch.Tensor | None = None, n: int = 4096) -> torch.Tensor:
+        """A start point for inversion: mean of W for a mapped space, zeros for a Gaussian one."""
+        if self.lab_space == "gaussian":
+            return torch.zeros(self.latent_shape())
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn((n, *self.latent_shape()), generator=g)
+        device = next(self.parameters()).device
+        lb = None if labels is None else labels[:1].expand(n).to(device)
+        with torch.no_grad():
+            return self.to_lab(z.to(device), lb).mean(0).cpu()
 
     @property
     def num_classes(self) -> int:
