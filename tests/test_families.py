@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pixelforge import hub, runs
-from pixelforge.registry import list_families
+from pixelforge.registry import get_family, list_families
 from pixelforge.training.run import prepare_run
 from pixelforge.training.trainer import Trainer
 
@@ -43,3 +43,40 @@ def test_saved_model_reloads_with_identical_output_and_right_shapes(family, tmp_
     assert torch.equal(a, again.sample(3, seed=7))
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
     assert not torch.equal(a, loaded.sample(3, seed=8))
+
+
+def _tiny_args(family: str) -> list[str]:
+    """The family's tiny config as --set flags (lists in JSON)."""
+    import json
+
+    args: list[str] = []
+    for section, values in get_family(family).tiny.items():
+        for key, value in values.items():
+            text = json.dumps(value) if isinstance(value, list | bool) else str(value)
+            args += ["--set", f"{section}.{key}={text}"]
+    return args
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trains_on_a_user_folder_and_samples_from_the_cli(family, tmp_path, cli):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(12):
+        pixels = (torch.rand(10, 12, 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", family, "--data", f"folder:{folder}", "--out", run, "--no-progress",
+        "--set", "train.device=cpu", *_tiny_args(family),
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli("sample", run, "--n", 4, "--out", tmp_path / "grid", "--seed", 1)
+    assert code == 0, err
+    written = sorted((tmp_path / "grid").glob("*.png"))
+    assert len(written) == 4
+    size = get_family(family).tiny["model"]["image_size"]
+    with Image.open(written[0]) as im:
+        assert im.size == (size, size) and im.mode == "RGB"

@@ -119,3 +119,25 @@ def test_model_argument_resolution(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "shipped_models", lambda: {"m": FIXTURES / "model_v0"})
     monkeypatch.chdir(tmp_path)
     assert hub.resolve_model_dir("m") == hub.Path("m")
+
+
+@pytest.mark.parametrize("header_len", [640, 896, 1152, 1408])
+def test_safetensors_whose_header_length_looks_like_a_pickle_protocol_still_loads(
+    header_len, tmp_path
+):
+    # These header lengths start the file with 80 02..80 05, a pickle's PROTO opcode.
+    from safetensors.torch import save_file
+
+    for pad in range(1500):
+        path = tmp_path / "w.safetensors"
+        save_file({"w": torch.ones(2)}, str(path), metadata={"pad": "x" * pad})
+        head = path.read_bytes()[:8]
+        if int.from_bytes(head, "little") == header_len:
+            break
+    else:
+        pytest.skip(f"no padding gives a {header_len}-byte header")
+    assert path.read_bytes()[:2] == bytes([0x80, header_len // 256])
+    assert hub.sniff_format(path.read_bytes()[:16]) == "safetensors"
+    assert torch.equal(hub.read_safetensors(path)["w"], torch.ones(2))
+    pickle_head = pickle.dumps({"w": 1}, protocol=header_len // 256)[:16]
+    assert hub.sniff_format(pickle_head) == "pickle"

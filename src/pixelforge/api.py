@@ -40,3 +40,26 @@ def list_models() -> list[str]:
     from pixelforge.registry import list_families
 
     return [f.name for f in list_families()]
+
+
+def interpolate(
+    model: Any,
+    *,
+    seeds: tuple[int, int] | None = None,
+    start: Any = None,
+    end: Any = None,
+    steps: int = 8,
+    class_label: int | None = None,
+) -> Any:
+    """Frames between two latents, as `pixelforge latent interpolate` (slerp, or lerp in W).
+
+    ``model`` is a loaded model or a MODEL spec. The whole latent lab (encode, direction, edit,
+    neighbors, latent files) is :mod:`pixelforge.latent`.
+    """
+    from pixelforge import latent
+    from pixelforge.hub import load
+
+    m = load(model) if isinstance(model, str | Path) else model
+    return latent.interpolate(
+        m, seeds=seeds, start=start, end=end, steps=steps, class_label=class_label
+    )

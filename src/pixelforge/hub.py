@@ -62,12 +62,14 @@ def sniff_format(head: bytes) -> str:
     """
     if head.startswith(b"PK\x03\x04"):
         return "torch-zip"
-    if len(head) >= 2 and head[0] == 0x80 and head[1] in range(2, 6):
-        return "pickle"
+    # safetensors first: a header 640, 896, 1152 or 1408 bytes long starts with 80 02..80 05,
+    # the bytes of a pickle's PROTO opcode; a pickle never has five zero bytes at 3..7.
     if len(head) >= 9:
         (n,) = struct.unpack("<Q", head[:8])
         if 2 <= n <= 100_000_000 and head[8:9] == b"{":
             return "safetensors"
+    if len(head) >= 2 and head[0] == 0x80 and head[1] in range(2, 6):
+        return "pickle"
     return "unknown"
 
 
