@@ -15,7 +15,8 @@ from rich.text import Text
 from pixelforge.errors import ConfigError, PixelforgeError
 
 eval_app = typer.Typer(
-    help="Metrics: FID, KID, IS, precision/recall, PSNR, SSIM, LPIPS.", no_args_is_help=True
+    help="Metrics: FID, KID, IS, precision/recall, PSNR, SSIM, LPIPS, memorisation.",
+    no_args_is_help=True,
 )
 
 Real = Annotated[
@@ -317,6 +318,103 @@ def ssim(
 def lpips(a: PathA, b: PathB, as_json: AsJson = False) -> None:
     """LPIPS (VGG, v0.1) between images paired by file name (needs the VGG16 and LPIPS weights)."""
     _paired("lpips", a, b, False, 0, as_json)
+
+
+@eval_app.command("memorization")
+def memorization(
+    fake: Annotated[
+        str,
+        typer.Argument(help="The generator: model dir, run dir, shipped model, or a folder."),
+    ],
+    train: Annotated[
+        str, typer.Option(help="The training images: a dataset (digits) or folder:PATH.")
+    ],
+    heldout: Annotated[
+        str | None,
+        typer.Option(
+            help="Real images not trained on (default: the test split of digits or shapes)."
+        ),
+    ] = None,
+    n: Annotated[
+        int | None, typer.Option("--n", help="Samples to draw from a model (default 1000).")
+    ] = None,
+    extractor: Annotated[
+        str,
+        typer.Option(
+            help="Feature extractor; auto: digits-cnn / shapes-cnn for those datasets, "
+            "else inception-v3-fid."
+        ),
+    ] = "auto",
+    space: Annotated[
+        str, typer.Option(help="features (the extractor's) or pixels (32x32 raw pixels).")
+    ] = "features",
+    pairs: Annotated[int, typer.Option(help="How many suspicious pairs to report.")] = 8,
+    pairs_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs-out",
+            help="PNG of the pairs: each row a sample and its nearest training image.",
+        ),
+    ] = None,
+    seed: Seed = 0,
+    batch_size: BatchSize = 64,
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Memorisation check: distance of each sample to its nearest training image, against the
+    same for held-out real images (verdict: likely copying / possible copying / no sign)."""
+    from pixelforge.tasks.memorization import compute_memorization, write_pairs
+    from pixelforge.training.trainer import resolve_device
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}.")
+    report = compute_memorization(
+        fake,
+        train,
+        heldout=heldout,
+        n=n,
+        extractor=extractor,
+        space=space,
+        seed=seed,
+        batch_size=batch_size,
+        device=resolve_device(device),
+        k_pairs=pairs,
+        progress=not as_json,
+    )
+    r = report.result
+    if pairs_out is not None:
+        command = f"pixelforge eval memorization {fake} --train {train}"
+        command += f" --heldout {r.protocol['heldout']} --space {space} --seed {seed}"
+        if n is not None:
+            command += f" --n {n}"
+        write_pairs(report, pairs_out, command=command)
+    if as_json:
+        _console().print_json(json.dumps(r.to_dict()))
+        return
+    console = _console()
+    table = Table("", "generated", "held-out real")
+    table.add_row("images", str(r.n_generated), str(r.n_heldout))
+    for key, label in (
+        ("median", "median distance"),
+        ("p05", "5th percentile"),
+        ("min", "minimum"),
+    ):
+        table.add_row(label, f"{r.generated[key]:.4g}", f"{r.heldout[key]:.4g}")
+    console.print(
+        f"distance to the nearest of {r.n_train} training images "
+        f"({r.protocol.get('extractor')}, {r.protocol.get('space')})"
+    )
+    console.print(table)
+    console.print(f"median ratio (generated / held-out): {r.median_ratio:.3g}  (about 1 expected)")
+    console.print(
+        f"near copies (closer than the held-out 1st percentile, {r.copy_threshold:.4g}): "
+        f"{r.copies_fraction:.1%}  (about 1% expected); exact copies: {r.exact_copies_fraction:.1%}"
+    )
+    console.print(Text(f"verdict: {r.verdict}", style="bold"))
+    for w in r.warnings:
+        console.print(Text(f"note: {w}"))
+    if pairs_out is not None:
+        console.print(f"wrote {pairs_out}")
 
 
 __all__ = ["PixelforgeError", "eval_app"]
