@@ -203,3 +203,14 @@ def test_python_api_trains_loads_and_samples(tmp_path):
     assert images.shape == (4, 1, 8, 8)
     assert torch.equal(images, pixelforge.load(run).sample(4, seed=0))
     assert "dcgan" in pixelforge.list_models()
+
+
+def test_one_sample_to_a_png_is_the_image_itself_not_a_padded_grid(cli, tmp_path):
+    from PIL import Image
+
+    code, _, err = cli(
+        "sample", "dcgan-digits", "--n", 1, "--class", 5, "--out", tmp_path / "a.png"
+    )
+    assert code == 0, err
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == (32, 32)
