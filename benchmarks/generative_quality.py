@@ -34,8 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from digits_judge import judge_predict, judge_test_accuracy
-
+from digits_judge import classify, default_path, load_judge, read_report
 from machine import cpu_model
 from pixelforge.data import DataConfig, open_dataset
 from pixelforge.features.registry import get_extractor
@@ -80,8 +79,11 @@ def baseline(size: int) -> dict[str, Any]:
     return {
         "image_size": size,
         "train_vs_test": distances(_features(test), _features(train)),
-        "judge_test_accuracy": judge_test_accuracy(size),
-        "judge_on_test_split": float((judge_predict(test, size) == test_labels).float().mean()),
+        "judge": {
+            "weights": str(default_path(size)),
+            "test_accuracy_card": read_report(default_path(size))["test_accuracy"],
+            "test_accuracy_now": float((classify(test, size) == test_labels).float().mean()),
+        },
     }
 
 
@@ -92,7 +94,7 @@ def evaluate_samples(
     t0 = time.perf_counter()
     images = model.sample(n, seed=seed, labels=labels, **options)
     seconds = time.perf_counter() - t0
-    predicted = judge_predict(images, size)
+    predicted = classify(images, size)
     per_class = [
         float((predicted[labels == k] == k).float().mean()) for k in range(model.num_classes)
     ]
@@ -122,6 +124,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     model = load(args.model)
+    load_judge(16)
+    load_judge(32)
     if model.num_classes != 10:
         raise SystemExit(f"{args.model} is not a 10-class conditional digits model")
     size = model.config.image_size
