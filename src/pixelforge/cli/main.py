@@ -17,7 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pixelforge.cli.convert import export_app, import_app
 from pixelforge.cli.evaluate import eval_app
+from pixelforge.cli.latent import latent_app
+from pixelforge.cli.study import study_app
 from pixelforge.errors import ConfigError, PixelforgeError
 
 app = typer.Typer(
@@ -38,6 +41,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
 app.add_typer(eval_app, name="eval")
+app.add_typer(latent_app, name="latent")
+app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
+app.add_typer(study_app, name="study")
 
 
 def out() -> Console:
@@ -133,7 +140,12 @@ def sample(
     out_path: Annotated[
         Path, typer.Option("--out", help="grid.png for one grid, or a folder for one PNG each.")
     ],
-    n: Annotated[int, typer.Option(help="Number of samples.")] = 64,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            help="Number of samples (default 64); with --style-mix, sources per side (default 6)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same pixels.")] = 0,
     class_label: Annotated[
         int | None, typer.Option("--class", help="Class index for a conditional model.")
@@ -145,6 +157,26 @@ def sample(
     guidance: Annotated[
         float | None, typer.Option(help="Diffusion: classifier-free guidance scale (1: none).")
     ] = None,
+    truncation: Annotated[
+        float | None,
+        typer.Option(help="StyleGAN: truncation psi in [0, 1] toward the average W (1: none)."),
+    ] = None,
+    style_mix: Annotated[
+        bool,
+        typer.Option(
+            "--style-mix",
+            help="StyleGAN: a style-mixing grid to --out grid.png: top row seed S, left column "
+            "seed S+1; each cell takes the coarse styles (4x4 and 8x8 layers) of the image above "
+            "it and the fine styles of the image left of it.",
+        ),
+    ] = False,
+    mix_layers: Annotated[
+        int | None,
+        typer.Option(
+            help="With --style-mix: style layers taken from the top row (default 4: layers 0-3, "
+            "the 4x4 and 8x8 resolutions); the rest come from the left column."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
 ) -> None:
     """Generate images from MODEL."""
@@ -155,14 +187,46 @@ def sample(
     m = load(model, device=resolve_device(device))
     options = {
         k: v
-        for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance))
+        for k, v in (
+            ("sampler", sampler),
+            ("steps", steps),
+            ("guidance", guidance),
+            ("truncation", truncation),
+        )
         if v is not None
     }
-    images = sample_images(m, n, seed=seed, class_label=class_label, **options)
+    if style_mix or mix_layers is not None:
+        from pixelforge.tasks.style_mix import style_mix_grid
+
+        if not style_mix:
+            raise ConfigError("--mix-layers goes with --style-mix.")
+        if out_path.suffix.lower() != ".png":
+            raise ConfigError(
+                f"--style-mix writes one grid: --out must end in .png, got '{out_path}'."
+            )
+        if set(options) - {"truncation"}:
+            raise ConfigError("--style-mix takes no --sampler, --steps or --guidance.")
+        n = 6 if n is None else n
+        images = style_mix_grid(
+            m,
+            n,
+            seed=seed,
+            class_label=class_label,
+            crossover=mix_layers,
+            truncation=1.0 if truncation is None else truncation,
+        )
+        options["style_mix"] = True
+        if mix_layers is not None:
+            options["mix_layers"] = mix_layers
+    else:
+        n = 64 if n is None else n
+        images = sample_images(m, n, seed=seed, class_label=class_label, **options)
     command = f"pixelforge sample {model} --n {n} --seed {seed}"
     if class_label is not None:
         command += f" --class {class_label}"
-    command += "".join(f" --{k} {v}" for k, v in options.items())
+    command += "".join(
+        f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in options.items()
+    )
     meta = provenance(m, command, seed=seed, n=n, class_label=class_label, **options)
     written = save_samples(images, out_path, meta)
     out().print(

@@ -2,11 +2,14 @@
 
 from pixelforge.models.dcgan import DCGAN, DCGANConfig
 from pixelforge.models.diffusion import DiffusionConfig, DiffusionModel
+from pixelforge.models.stylegan import StyleGAN, StyleGANConfig
 from pixelforge.models.vae import VAE, VAEConfig
 from pixelforge.registry import Family, register
 from pixelforge.training.diffusion import TINY as DIFFUSION_TINY
 from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
 from pixelforge.training.gan import GANTask, GANTrainConfig
+from pixelforge.training.stylegan import TINY as STYLEGAN_TINY
+from pixelforge.training.stylegan import StyleGANTask, StyleGANTrainConfig
 from pixelforge.training.vae import TINY as VAE_TINY
 from pixelforge.training.vae import VAETask, VAETrainConfig
 
@@ -57,5 +60,17 @@ register(
         model_cls=DiffusionModel,
         task_cls=DiffusionTask,
         tiny=DIFFUSION_TINY,
+    )
+)
+
+register(
+    Family(
+        name="stylegan",
+        summary="StyleGAN2-style: mapping to W, modulated convs, noise, style mixing, truncation; R1, ADA",
+        config_cls=StyleGANConfig,
+        train_config_cls=StyleGANTrainConfig,
+        model_cls=StyleGAN,
+        task_cls=StyleGANTask,
+        tiny=STYLEGAN_TINY,
     )
 )

@@ -27,8 +27,8 @@ def sample_images(
 ) -> torch.Tensor:
     """``n`` images in [0, 1] (N x C x H x W, CPU) from ``model``.
 
-    ``sampler_options`` (``sampler``, ``steps``, ``guidance``) go to models whose ``sample``
-    takes them (diffusion); any other model refuses them with a clear error.
+    ``sampler_options`` (``sampler``, ``steps``, ``guidance``; ``truncation`` for StyleGAN) go to
+    models whose ``sample`` takes them; any other model refuses them with a clear error.
     """
     if not isinstance(model, ImageGenerator):
         raise ConfigError(
@@ -38,6 +38,8 @@ def sample_images(
         raise ConfigError(f"--n must be between 1 and {MAX_SAMPLES}, got {n}.")
     accepted = inspect.signature(model.sample).parameters
     unknown = [k for k in sampler_options if k not in accepted]
+    if "truncation" in unknown:
+        raise ConfigError(f"--truncation needs a stylegan model, got a {model.family} model.")
     if unknown:
         flags = ", ".join("--" + k for k in unknown)
         raise ConfigError(
@@ -59,10 +61,11 @@ def provenance(model: torch.nn.Module, command: str, **fields: Any) -> dict[str,
 
 
 def save_samples(images: torch.Tensor, out: str | Path, meta: dict[str, Any]) -> list[Path]:
-    """``out`` ending in .png: one grid. Otherwise a folder with one PNG per sample."""
+    """``out`` ending in .png: one grid (a single sample: the image itself, unpadded).
+    Otherwise a folder with one PNG per sample."""
     target = Path(out)
     if target.suffix.lower() == ".png":
-        write_png(target, make_grid(images), meta)
+        write_png(target, images[0] if images.shape[0] == 1 else make_grid(images), meta)
         return [target]
     if target.suffix:
         raise ConfigError(f"--out must end in .png (one grid) or be a folder, got '{out}'.")

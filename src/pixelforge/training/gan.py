@@ -3,18 +3,27 @@
 One step: a discriminator update on real and generated images (with R1 or the WGAN gradient
 penalty when asked), then a generator update. Latents, labels for generated images and penalty
 interpolation weights are drawn from the step's seeded generator.
+
+With ``train.augment`` the discriminator sees real and generated images through the same kind
+of differentiable augmentation (:mod:`pixelforge.losses.augment`) in both updates: DiffAugment
+always, ADA with a probability ``p`` adapted from sign(D(real)). ADA's ``p`` and its running sign
+statistics live in the buffers of the task's ``augment`` module, so checkpoints save and resume
+them like any weight; ``p`` is logged as ``ada_p``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
 from pixelforge.losses.adversarial import d_loss, g_loss, gradient_penalty, r1_penalty
+from pixelforge.losses.augment import ada_update, augment, parse_policy
 from pixelforge.training.config import TrainConfig
 from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
@@ -31,6 +40,13 @@ class GANTrainConfig(TrainConfig):
     gp_weight: float = 10.0  # WGAN-GP gradient-penalty weight (only with loss=wgan-gp)
     d_lr_mult: float = 1.0  # discriminator learning rate = lr * d_lr_mult (TTUR)
     d_steps: int = 1  # discriminator updates per step (the same real batch each time)
+    augment: Literal["none", "diffaugment", "ada"] = (
+        "none"  # augmentation of D's inputs: none, DiffAugment (always) or ADA (probability p)
+    )
+    augment_policy: str = "color,translation,cutout"  # comma-separated transforms to apply
+    ada_target: float = 0.6  # ADA: target of r_t = E[sign(D(real))]; p rises above it
+    ada_interval: int = 4  # ADA: steps between adjustments of p
+    ada_kimg: int = 100  # ADA: thousands of real images for p to move from 0 to 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -39,6 +55,28 @@ class GANTrainConfig(TrainConfig):
         check_range("train.gp_weight", self.gp_weight, low=0)
         check_range("train.d_lr_mult", self.d_lr_mult, low=0, low_inclusive=False)
         check_range("train.d_steps", self.d_steps, low=1, high=10)
+        try:
+            parse_policy(self.augment_policy)
+        except ValueError as exc:
+            raise ConfigError(f"train.augment_policy: {exc}.") from None
+        check_range("train.ada_target", self.ada_target, low=0, high=1, low_inclusive=False)
+        check_range("train.ada_interval", self.ada_interval, low=1)
+        check_range("train.ada_kimg", self.ada_kimg, low=1)
+
+
+class AdaState(nn.Module):
+    """ADA's training state as buffers (saved in checkpoints): ``p`` and the sign statistics
+    of D's outputs on real images since the last adjustment."""
+
+    p: torch.Tensor
+    sign_sum: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("p", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("sign_sum", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
 
 
 class GANTask(TrainTask):
@@ -72,6 +110,40 @@ class GANTask(TrainTask):
                 weight_decay=cfg.weight_decay,
             ),
         }
+        self.augment_policy = parse_policy(cfg.augment_policy) if cfg.augment != "none" else ()
+        if cfg.augment == "ada":
+            self.modules["augment"] = AdaState()
+
+    def _augment(self, x: torch.Tensor, ctx: StepContext, p: float) -> torch.Tensor:
+        """The same kind of augmentation for real and generated images (identity when off)."""
+        if not self.augment_policy:
+            return x
+        return augment(x, self.augment_policy, ctx.rand, p)
+
+    @torch.no_grad()
+    def _ada_observe(self, real_logits: torch.Tensor, ctx: StepContext) -> None:
+        """Accumulate sign(D(real)); every ``ada_interval`` steps move ``p`` toward the target."""
+        cfg: GANTrainConfig = self.train_config
+        state = cast(AdaState, self.modules["augment"])
+        stats = torch.stack([real_logits.sign().sum(), torch.tensor(float(len(real_logits)))])
+        stats = stats.double().to(state.p.device)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(stats)  # r_t over the global batch, so N processes equal one
+        state.sign_sum += stats[0]
+        state.count += stats[1]
+        if (ctx.step + 1) % cfg.ada_interval == 0:
+            r_t = float(state.sign_sum / state.count.clamp(min=1))
+            new_p = ada_update(
+                float(state.p),
+                r_t,
+                target=cfg.ada_target,
+                batch_size=ctx.global_batch,
+                interval=cfg.ada_interval,
+                kimg=cfg.ada_kimg,
+            )
+            state.p.fill_(new_p)
+            state.sign_sum.zero_()
+            state.count.zero_()
 
     def _fake(self, ctx: StepContext, labels: torch.Tensor | None) -> torch.Tensor:
         z = ctx.randn(*self.model.latent_shape())
@@ -85,6 +157,8 @@ class GANTask(TrainTask):
         real = batch["image"]
         labels = batch.get("label") if self.model.num_classes else None
         fake_labels = ctx.randint(self.model.num_classes) if labels is not None else None
+        ada = cast(AdaState | None, self.modules.get("augment"))
+        p = 1.0 if ada is None else float(ada.p)  # ADA's p is fixed for the whole step
 
         # One generated batch serves the first discriminator update and the generator update,
         # as in the reference DCGAN loop; extra discriminator updates draw fresh latents.
@@ -100,8 +174,8 @@ class GANTask(TrainTask):
             r1_now = cfg.r1_gamma > 0 and ctx.step % cfg.r1_every == 0
             with ctx.autocast():
                 real_in = real.detach().requires_grad_(r1_now)
-                real_logits = D(real_in, labels).float()
-                fake_logits = D(fake_i, fake_labels).float()
+                real_logits = D(self._augment(real_in, ctx, p), labels).float()
+                fake_logits = D(self._augment(fake_i, ctx, p), fake_labels).float()
                 loss_d = d_loss(cfg.loss, real_logits, fake_logits)
             total_d = loss_d
             if r1_now:
@@ -115,14 +189,19 @@ class GANTask(TrainTask):
                 )
                 total_d = total_d + cfg.gp_weight * penalty
             ctx.optimize("D", total_d)
+            if ada is not None and i == 0:
+                self._ada_observe(real_logits.detach(), ctx)
 
         # Generator (the discriminator's weights need no gradient here)
         D.requires_grad_(False)
         with ctx.autocast():
-            loss_g = g_loss(cfg.loss, D(fake, fake_labels).float())
+            loss_g = g_loss(cfg.loss, D(self._augment(fake, ctx, p), fake_labels).float())
         ctx.optimize("G", loss_g)
         D.requires_grad_(True)
-        return {"loss_D": loss_d.detach(), "loss_G": loss_g.detach()}
+        out = {"loss_D": loss_d.detach(), "loss_G": loss_g.detach()}
+        if ada is not None:
+            out["ada_p"] = ada.p.detach().float()
+        return out
 
     def export(self) -> Any:
         model = self.model_cls(self.model_config)
