@@ -47,3 +47,14 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return code, captured.out, captured.err
 
     return call
+
+
+@pytest.fixture(autouse=True)
+def _same_thread_count_after_each_test():
+    """A test (or an in-process CLI call with --threads) may change torch's thread count; later
+    tests compare in-process results with subprocesses, whose float rounding depends on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -61,10 +61,14 @@ class NoiseGenerator(ImageGenerator):
 
 @pytest.fixture(scope="module")
 def noise_study() -> dict[str, Any]:
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    return run_augment_study(
-        "digits", NoiseGenerator(), seeds=2, fractions=(0.1, 1.0), budget=TINY, image_size=SIZE
-    )
+    try:
+        return run_augment_study(
+            "digits", NoiseGenerator(), seeds=2, fractions=(0.1, 1.0), budget=TINY, image_size=SIZE
+        )
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_structure_and_equal_budgets(noise_study):
