@@ -214,3 +214,11 @@ def test_one_sample_to_a_png_is_the_image_itself_not_a_padded_grid(cli, tmp_path
     assert code == 0, err
     with Image.open(tmp_path / "a.png") as im:
         assert im.size == (32, 32)
+
+
+def test_unknown_option_and_missing_argument_are_usage_errors_without_traceback(cli):
+    code, out, err = cli("sample", "dcgan-digits", "--bogus", "x", "--out", "x.png")
+    assert code == 2 and "No such option: --bogus" in out + err
+    assert "Traceback" not in out + err
+    code, out, err = cli("sample")
+    assert code == 2 and "Missing argument" in out + err

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -460,16 +459,42 @@ def demo(
 # ---------------------------------------------------------------------------- entry point
 
 
+def _click_exceptions() -> tuple[tuple[type[Exception], ...], ...]:
+    """(exit, usage error, abort) exception classes of the click typer runs on: recent typer
+    releases carry their own copy of click (``typer._click``); older ones use click itself."""
+    exits: list[type[Exception]] = [typer.Exit]
+    errors: list[type[Exception]] = []
+    aborts: list[type[Exception]] = [typer.Abort]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+
+        errors.append(VendoredClickException)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        exits.append(click.exceptions.Exit)
+        errors.append(click.ClickException)
+        aborts.append(click.exceptions.Abort)
+    except ImportError:
+        pass
+    return tuple(exits), tuple(errors), tuple(aborts)
+
+
+_EXITS, _USAGE_ERRORS, _ABORTS = _click_exceptions()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (used in-process by the tests)."""
     try:
         result = app(args=argv, prog_name="pixelforge", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except _EXITS as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _USAGE_ERRORS as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except _ABORTS:
         err().print("aborted")
         return 130
     except PixelforgeError as exc:
