@@ -13,6 +13,9 @@ generator trained on ``digits``), draw ``--n`` samples with balanced labels (cyc
 
 ``--samplers`` compares diffusion samplers on one model, side by side in one run: each entry is
 ``NAME:STEPS:N`` (e.g. ``ddpm:1000:500 ddim:50:500 ddim:50:2000 dpm-solver++:20:2000``).
+``--speed ROUNDS`` times the samplers' entries on the same 16 samples instead, alternating them
+for ROUNDS rounds in one process, so load changes hit every sampler alike (median per sampler and
+the ratios to the first entry).
 
     python benchmarks/generative_quality.py --model runs/diff-digits16 --n 2000
     python benchmarks/generative_quality.py --model runs/diff-digits16 \\
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -108,6 +112,27 @@ def evaluate_samples(
     }
 
 
+def speed(
+    model: Any, entries: list[str], rounds: int, common: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Median seconds to draw the same 16 samples with each sampler entry, alternating."""
+    labels = torch.arange(16) % model.num_classes
+    times: dict[str, list[float]] = {e: [] for e in entries}
+    for _ in range(rounds):
+        for entry in entries:
+            name, steps = entry.split(":")[:2]
+            t0 = time.perf_counter()
+            model.sample(16, seed=0, labels=labels, sampler=name, steps=int(steps), **common)
+            times[entry].append(time.perf_counter() - t0)
+    medians = {e: statistics.median(v) for e, v in times.items()}
+    first = medians[entries[0]]
+    return [
+        {"sampler": e, "seconds_16": v, "median_seconds_16": medians[e],
+         "speed_vs_first": first / medians[e]}
+        for e, v in times.items()
+    ]  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="model dir, run dir or shipped name")
@@ -118,6 +143,9 @@ def main() -> None:
     ap.add_argument("--truncation", type=float, default=None, help="stylegan: psi")
     ap.add_argument(
         "--samplers", nargs="*", default=None, help="diffusion: NAME:STEPS:N entries to compare"
+    )
+    ap.add_argument(
+        "--speed", type=int, default=0, help="time --samplers over N alternating rounds"
     )
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
@@ -136,8 +164,10 @@ def main() -> None:
         common["guidance"] = args.guidance
     if args.truncation is not None:
         common["truncation"] = args.truncation
-    runs = []
-    if args.samplers:
+    runs: list[dict[str, Any]] = []
+    if args.speed:
+        runs = speed(model, args.samplers or [], args.speed, common)
+    elif args.samplers:
         for entry in args.samplers:
             name, steps, n = entry.split(":")
             opts = {**common, "sampler": name, "steps": int(steps)}
