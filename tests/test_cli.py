@@ -222,3 +222,15 @@ def test_unknown_option_and_missing_argument_are_usage_errors_without_traceback(
     assert "Traceback" not in out + err
     code, out, err = cli("sample")
     assert code == 2 and "Missing argument" in out + err
+
+
+def test_resuming_says_the_step_it_resumes_from(cli, tmp_path):
+    tiny = ["--set", "model.image_size=8", "--set", "model.z_dim=4", "--set", "model.g_width=4",
+            "--set", "model.d_width=4", "--set", "train.batch_size=8", "--set",
+            "train.sample_every=0", "--set", "train.tensorboard=false", "--no-progress"]  # fmt: skip
+    run = tmp_path / "run"
+    code, _, err = cli("train", "dcgan", "--data", "digits", "--steps", 2, "--out", run, *tiny)
+    assert code == 0, err
+    code, _, err = cli("train", "--out", run, "--steps", 3, "--no-progress")
+    assert code == 0, err
+    assert "resuming at step 2" in err

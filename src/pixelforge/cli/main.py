@@ -120,7 +120,10 @@ def train(
         return
     trainer = Trainer(spec, out_dir, progress=progress)
     if trainer.is_main:
-        verb = f"resuming at step {trainer.step}" if resumed else "training"
+        from pixelforge import runs
+
+        latest = runs.latest_checkpoint(out_dir) if resumed else None
+        verb = f"resuming at step {latest[0]}" if latest else "training"
         err().print(
             f"{verb}: {spec.family.name} on {spec.data} -> {out_dir} ({trainer.device}, "
             f"{trainer.world_size} process{'es' if trainer.world_size > 1 else ''})"
