@@ -238,20 +238,4 @@ def edit(
     return apply_direction(gen, w, vector, strengths_for(strength, frames), labels)
 
 
-def neighbors(
-    model: torch.nn.Module,
-    image: str | Path | torch.Tensor,
-    data: str,
-    *,
-    k: int = 8,
-    space: str = "latent",
-    class_label: int | None = None,
-    max_images: int = 512,
-    steps: int = 100,
-    seed: int = 0,
-) -> Neighbors:
-    """The ``k`` images of ``data`` nearest to ``image`` (see :mod:`pixelforge.latent.neighbors`)."""
-    return nearest_neighbors(
-        model, image, data, k=k, space=space, class_label=class_label, max_images=max_images,
-        steps=steps, seed=seed,
-    )  # fmt: skip
+neighbors = nearest_neighbors  # the k data images nearest to an image, as a Neighbors

@@ -5,7 +5,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
+
+
+def check_image_fields(image_size: int, channels: int | None, num_classes: int | None) -> None:
+    """The checks every image generator's config shares: a power-of-two ``image_size`` from 8 to
+    256, 1 or 3 ``channels`` (None: from the dataset) and ``num_classes`` >= 0 (None: likewise)."""
+    s = image_size
+    if s < 8 or s > 256 or s & (s - 1):
+        raise ConfigError(f"model.image_size must be a power of two from 8 to 256, got {s}.")
+    if channels is not None and channels not in (1, 3):
+        raise ConfigError(f"model.channels must be 1 or 3, got {channels}.")
+    if num_classes is not None:
+        check_range("model.num_classes", num_classes, low=0)
 
 
 class ImageGenerator(nn.Module):

@@ -17,7 +17,7 @@ from torch import nn
 
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
-from pixelforge.models.base import ImageGenerator
+from pixelforge.models.base import ImageGenerator, check_image_fields
 
 SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
 
@@ -35,13 +35,8 @@ class DiffusionConfig:
     beta_schedule: Literal["linear", "squaredcos_cap_v2"] = "linear"  # betas: linear or cosine
 
     def __post_init__(self) -> None:
+        check_image_fields(self.image_size, self.channels, self.num_classes)
         s = self.image_size
-        if s < 8 or s > 256 or s & (s - 1):
-            raise ConfigError(f"model.image_size must be a power of two from 8 to 256, got {s}.")
-        if self.channels is not None and self.channels not in (1, 3):
-            raise ConfigError(f"model.channels must be 1 or 3, got {self.channels}.")
-        if self.num_classes is not None:
-            check_range("model.num_classes", self.num_classes, low=0)
         if not 1 <= len(self.block_out_channels) <= 6:
             raise ConfigError(
                 "model.block_out_channels must list 1 to 6 widths, "

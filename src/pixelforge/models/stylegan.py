@@ -33,7 +33,7 @@ from torch import nn
 
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
-from pixelforge.models.base import ImageGenerator
+from pixelforge.models.base import ImageGenerator, check_image_fields
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,7 @@ class StyleGANConfig:
     mbstd_group: int = 4  # minibatch-std group size (largest divisor of the batch up to this)
 
     def __post_init__(self) -> None:
-        s = self.image_size
-        if s < 8 or s > 256 or s & (s - 1):
-            raise ConfigError(f"model.image_size must be a power of two from 8 to 256, got {s}.")
-        if self.channels is not None and self.channels not in (1, 3):
-            raise ConfigError(f"model.channels must be 1 or 3, got {self.channels}.")
-        if self.num_classes is not None:
-            check_range("model.num_classes", self.num_classes, low=0)
+        check_image_fields(self.image_size, self.channels, self.num_classes)
         check_range("model.z_dim", self.z_dim, low=1)
         check_range("model.w_dim", self.w_dim, low=1)
         check_range("model.mapping_layers", self.mapping_layers, low=1, high=16)

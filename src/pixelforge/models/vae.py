@@ -24,7 +24,7 @@ from torch import nn
 
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
-from pixelforge.models.base import ImageGenerator
+from pixelforge.models.base import ImageGenerator, check_image_fields
 from pixelforge.models.dcgan import DCGANConfig
 from pixelforge.models.dcgan import Discriminator as DCGANDiscriminator
 
@@ -40,11 +40,7 @@ class VAEConfig:
     d_width: int = 32  # VAE-GAN discriminator feature maps at the first layer (0: none)
 
     def __post_init__(self) -> None:
-        s = self.image_size
-        if s < 8 or s > 256 or s & (s - 1):
-            raise ConfigError(f"model.image_size must be a power of two from 8 to 256, got {s}.")
-        if self.channels is not None and self.channels not in (1, 3):
-            raise ConfigError(f"model.channels must be 1 or 3, got {self.channels}.")
+        check_image_fields(self.image_size, self.channels, None)
         if self.num_classes not in (0, None):
             raise ConfigError(
                 f"model.num_classes must be 0: the vae family is unconditional, got "
