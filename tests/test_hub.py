@@ -135,7 +135,7 @@ def test_safetensors_whose_header_length_looks_like_a_pickle_protocol_still_load
         if int.from_bytes(head, "little") == header_len:
             break
     else:
-        pytest.skip(f"no padding gives a {header_len}-byte header")
+        raise AssertionError(f"no padding gave a {header_len}-byte header")
     assert path.read_bytes()[:2] == bytes([0x80, header_len // 256])
     assert hub.sniff_format(path.read_bytes()[:16]) == "safetensors"
     assert torch.equal(hub.read_safetensors(path)["w"], torch.ones(2))

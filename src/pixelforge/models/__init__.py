@@ -5,6 +5,7 @@ from pixelforge.models.diffusion import DiffusionConfig, DiffusionModel
 from pixelforge.models.stylegan import StyleGAN, StyleGANConfig
 from pixelforge.models.vae import VAE, VAEConfig
 from pixelforge.registry import Family, register
+from pixelforge.training.config import TINY_TRAIN
 from pixelforge.training.diffusion import TINY as DIFFUSION_TINY
 from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
 from pixelforge.training.gan import GANTask, GANTrainConfig
@@ -28,13 +29,7 @@ register(
         task_cls=DCGANTask,
         tiny={
             "model": {"image_size": 8, "z_dim": 8, "g_width": 8, "d_width": 8},
-            "train": {
-                "steps": 2,
-                "batch_size": 8,
-                "checkpoint_every": 1,
-                "sample_every": 0,
-                "tensorboard": False,
-            },
+            "train": dict(TINY_TRAIN),
         },
     )
 )

@@ -82,3 +82,13 @@ class TrainConfig:
         if self.ema_rampup:
             return min(self.ema_decay, (1 + step) / (10 + step))
         return self.ema_decay
+
+
+# The train section every family's tiny test config (Family.tiny) shares: a seconds-long run.
+TINY_TRAIN: dict[str, object] = {
+    "steps": 2,
+    "batch_size": 8,
+    "checkpoint_every": 1,
+    "sample_every": 0,
+    "tensorboard": False,
+}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from pixelforge.config import check_range
 from pixelforge.models.diffusion import DiffusionConfig, DiffusionModel, make_scheduler
-from pixelforge.training.config import TrainConfig
+from pixelforge.training.config import TINY_TRAIN, TrainConfig
 from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
 TINY: dict[str, Any] = {  # overrides of Family.tiny: a seconds-long test run
@@ -28,13 +28,7 @@ TINY: dict[str, Any] = {  # overrides of Family.tiny: a seconds-long test run
         "attention": False,
         "num_train_timesteps": 100,
     },
-    "train": {
-        "steps": 2,
-        "batch_size": 8,
-        "checkpoint_every": 1,
-        "sample_every": 0,
-        "tensorboard": False,
-    },
+    "train": dict(TINY_TRAIN),
 }
 
 

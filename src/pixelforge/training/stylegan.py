@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from pixelforge.models.stylegan import StyleGAN
+from pixelforge.training.config import TINY_TRAIN
 from pixelforge.training.gan import GANTask, GANTrainConfig
 from pixelforge.training.task import StepContext
 
@@ -28,13 +29,7 @@ TINY: dict[str, Any] = {
         "channel_base": 64,
         "channel_max": 8,
     },
-    "train": {
-        "steps": 2,
-        "batch_size": 8,
-        "checkpoint_every": 1,
-        "sample_every": 0,
-        "tensorboard": False,
-    },
+    "train": dict(TINY_TRAIN),
 }  # the family's seconds-long test configuration (Family.tiny)
 
 

@@ -29,18 +29,12 @@ from pixelforge.errors import ConfigError
 from pixelforge.losses.adversarial import d_loss, g_loss
 from pixelforge.metrics.kl import kl_diag_gaussian_standard
 from pixelforge.models.vae import VAE, VAEConfig
-from pixelforge.training.config import TrainConfig
+from pixelforge.training.config import TINY_TRAIN, TrainConfig
 from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
 TINY: dict[str, Any] = {
     "model": {"image_size": 8, "latent_dim": 4, "width": 8, "d_width": 8},
-    "train": {
-        "steps": 2,
-        "batch_size": 8,
-        "checkpoint_every": 1,
-        "sample_every": 0,
-        "tensorboard": False,
-    },
+    "train": dict(TINY_TRAIN),
 }  # the family's seconds-long test configuration (Family.tiny)
 
 
