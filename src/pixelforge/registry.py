@@ -20,6 +20,12 @@ class Family:
     model_cls: type  # nn.Module built as model_cls(config); what a model dir holds
     task_cls: type  # training.TrainTask subclass: the per-family train step
     tiny: dict[str, Any] = field(default_factory=dict)  # overrides for a seconds-long test run
+    # "generator": samples images from noise (model.sample); "image2image": maps an image to an
+    # image (model.translate, see pixelforge.models.image2image)
+    kind: str = "generator"
+    # the data the family trains on: "images" (any image set), "paired" (paired:PATH, A -> B) or
+    # "unpaired" (unpaired:PATH, two sets)
+    data_kind: str = "images"
 
 
 _FAMILIES: dict[str, Family] = {}

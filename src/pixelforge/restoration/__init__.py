@@ -1,0 +1,1 @@
+"""Restoration: degradations that make training pairs, masks, and per-task helpers."""

@@ -1,0 +1,104 @@
+"""Masks for inpainting and uncropping: 1 = pixel to fill, 0 = known.
+
+``box_mask``: a centred (or placed) rectangle covering a fraction of the area.
+``free_form_mask``: brush strokes (random walks of thick line segments, as in the free-form masks
+of Yu et al. 2019, "Free-Form Image Inpainting with Gated Convolution") drawn until the covered
+fraction falls in a range. ``border_mask``: the outside of a centred window (uncropping).
+All are deterministic given a ``numpy.random.Generator``; benchmarks/masks.py writes the
+benchmark masks for CBSD68 from fixed seeds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def box_mask(
+    height: int,
+    width: int,
+    *,
+    area: float = 0.25,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """A rectangle of ``area`` of the image with the image's aspect ratio: centred, or at a
+    random position when ``rng`` is given. ``uint8`` H x W of 0/1."""
+    if not 0.0 < area < 1.0:
+        raise ValueError("area must be between 0 and 1")
+    bh = max(1, round(height * math.sqrt(area)))
+    bw = max(1, round(width * math.sqrt(area)))
+    if rng is None:
+        top, left = (height - bh) // 2, (width - bw) // 2
+    else:
+        top = int(rng.integers(0, height - bh + 1))
+        left = int(rng.integers(0, width - bw + 1))
+    mask = np.zeros((height, width), np.uint8)
+    mask[top : top + bh, left : left + bw] = 1
+    return mask
+
+
+def free_form_mask(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    *,
+    coverage: tuple[float, float] = (0.15, 0.25),
+    max_tries: int = 200,
+) -> np.ndarray:
+    """Brush strokes covering a fraction of the image within ``coverage``. ``uint8`` H x W.
+
+    Strokes are added one at a time (a random walk of 4-12 segments, brush width 4-12% of the
+    shorter side); a stroke that would push the coverage above the upper bound is dropped.
+    """
+    low, high = coverage
+    if not 0.0 < low <= high < 1.0:
+        raise ValueError("coverage must satisfy 0 < low <= high < 1")
+    side = min(height, width)
+    canvas = Image.new("L", (width, height), 0)
+    for _ in range(max_tries):
+        trial = canvas.copy()
+        draw = ImageDraw.Draw(trial)
+        x, y = float(rng.uniform(0, width)), float(rng.uniform(0, height))
+        brush = int(rng.uniform(0.04, 0.12) * side) + 1
+        angle = float(rng.uniform(0, 2 * math.pi))
+        for _ in range(int(rng.integers(4, 13))):
+            angle += float(rng.uniform(-1.0, 1.0))
+            length = float(rng.uniform(0.05, 0.25)) * side
+            nx = min(max(x + length * math.cos(angle), 0.0), width - 1.0)
+            ny = min(max(y + length * math.sin(angle), 0.0), height - 1.0)
+            draw.line([(x, y), (nx, ny)], fill=1, width=brush)
+            r = brush / 2
+            draw.ellipse([nx - r, ny - r, nx + r, ny + r], fill=1)
+            x, y = nx, ny
+        frac = float(np.asarray(trial).mean())
+        if frac <= high:
+            canvas = trial
+            if frac >= low:
+                break
+    return np.asarray(canvas, dtype=np.uint8).copy()
+
+
+def border_mask(height: int, width: int, *, keep: float = 0.5, side: str = "all") -> np.ndarray:
+    """Uncropping: 1 outside a kept window. ``side`` "all" keeps a centred window of ``keep``
+    of each side; "left"/"right"/"top"/"bottom" keep that fraction at the opposite edge and ask
+    for the named side to be extended."""
+    if not 0.0 < keep < 1.0:
+        raise ValueError("keep must be between 0 and 1")
+    mask = np.ones((height, width), np.uint8)
+    kh, kw = max(1, round(height * keep)), max(1, round(width * keep))
+    if side == "all":
+        top, left = (height - kh) // 2, (width - kw) // 2
+        mask[top : top + kh, left : left + kw] = 0
+    elif side == "left":
+        mask[:, width - kw :] = 0
+    elif side == "right":
+        mask[:, :kw] = 0
+    elif side == "top":
+        mask[height - kh :, :] = 0
+    elif side == "bottom":
+        mask[:kh, :] = 0
+    else:
+        raise ValueError("side must be all, left, right, top or bottom")
+    return mask
