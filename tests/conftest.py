@@ -19,11 +19,37 @@ from pixelforge.training.run import RunSpec, prepare_run
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def make_image_folder(root: Path, kind: str = "folder", n: int = 12) -> str:
+    """``n`` random 10x12 RGB PNGs laid out for ``kind`` (folder, paired or unpaired) under
+    ``root``; returns the dataset spec."""
+    import torch
+    from PIL import Image
+
+    sides = {"folder": [""], "paired": ["A", "B"], "unpaired": ["trainA", "trainB"]}[kind]
+    g = torch.Generator().manual_seed(0)
+    for side in sides:
+        (root / side).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = (torch.rand(10, 12, 3, generator=g) * 255).to(torch.uint8).numpy()
+            Image.fromarray(pixels).save(root / side / f"img{i}.png")
+    return f"{kind}:{root}"
+
+
+def family_dataset(family: str, where: Path) -> str:
+    """A dataset the family trains on: digits, or a small paired/unpaired folder under ``where``."""
+    kind = get_family(family).data_kind
+    if kind == "images":
+        return "digits"
+    return make_image_folder(where / f"data-{kind}", kind)
+
+
 def tiny_spec(
-    family: str, out: Path, *, dataset: str = "digits", **sections: dict[str, Any]
+    family: str, out: Path, *, dataset: str | None = None, **sections: dict[str, Any]
 ) -> RunSpec:
     """The family's tiny test config, with ``sections`` ({"train": {...}}) merged over it."""
     fam = get_family(family)
+    if dataset is None:
+        dataset = family_dataset(family, out.parent)
     overrides = merge(fam.tiny, {k: v for k, v in sections.items()})
     overrides = merge(overrides, {"train": {"device": "cpu"}})
     spec, _ = prepare_run(family, dataset, out, overrides=overrides)

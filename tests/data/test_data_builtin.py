@@ -164,5 +164,5 @@ def test_faces_are_100_grey_images() -> None:
 
 def test_list_datasets_names_every_builtin() -> None:
     names = [name for name, _ in list_datasets()]
-    assert names == ["digits", "faces", "photos", "shapes", "emoji"]
+    assert names == ["digits", "faces", "photos", "shapes", "emoji", "composites"]
     assert all(desc for _, desc in list_datasets())

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pixelforge.cli.junyanz import import_junyanz
+
 export_app = typer.Typer(
     help="Export a pixelforge model to another library's format.", no_args_is_help=True
 )
@@ -16,6 +18,7 @@ import_app = typer.Typer(
     help="Import a model from another library's format as a pixelforge model dir.",
     no_args_is_help=True,
 )
+import_app.command("junyanz")(import_junyanz)
 
 
 def _console() -> Console:

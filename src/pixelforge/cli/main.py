@@ -17,9 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from pixelforge.cli.convert import export_app, import_app
+from pixelforge.cli.dip import dip
 from pixelforge.cli.evaluate import eval_app
 from pixelforge.cli.latent import latent_app
+from pixelforge.cli.matting import composite, remove_bg
+from pixelforge.cli.restore import register as register_restore
 from pixelforge.cli.study import study_app
+from pixelforge.cli.translate import translate
 from pixelforge.errors import ConfigError, PixelforgeError
 
 app = typer.Typer(
@@ -44,6 +48,11 @@ app.add_typer(latent_app, name="latent")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
 app.add_typer(study_app, name="study")
+app.command()(translate)
+register_restore(app)
+app.command()(dip)
+app.command("remove-bg")(remove_bg)
+app.command()(composite)
 
 
 def out() -> Console:

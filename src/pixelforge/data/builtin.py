@@ -13,6 +13,9 @@
              ``shapes:test`` is a disjoint held-out set a quarter the size.
 ``emoji``    every emoji of an installed colour-emoji font, captioned with its Unicode name
              (see :mod:`pixelforge.data.emoji`).
+``composites`` paired matting data: A = emoji and procedural shapes pasted on the bundled photos,
+             B = their alpha (see :mod:`pixelforge.restoration.composites`); ``composites:test``
+             holds out every 10th emoji, the shapes' test stream and two of the photos.
 """
 
 from __future__ import annotations
@@ -255,6 +258,36 @@ def _emoji_load(
     return ImageDataset(_emoji_info(spec, split, config), stack_images(images), captions=captions)
 
 
+# ------------------------------------------------------------------------------- composites
+def _composites_info(spec: str, split: str, config: DataConfig) -> DatasetInfo:
+    from pixelforge.restoration.composites import BUILTIN_COUNTS
+
+    return DatasetInfo(
+        spec=spec, name="composites", size=BUILTIN_COUNTS[split], channels=3, num_classes=0,
+        class_names=None, native_size=None,
+        description=f"matting composites (A: image, B: alpha): emoji and shapes on photos, "
+        f"{split} split",
+        has_captions=False, has_masks=False, kind="paired",
+    )  # fmt: skip
+
+
+def _composites_load(
+    spec: str, split: str, image_size: int, channels: int, config: DataConfig, progress: bool
+) -> ImageDataset:
+    from pixelforge.restoration.composites import BUILTIN_COUNTS, composite_source
+
+    source = composite_source(split, seed=config.seed)
+    n = BUILTIN_COUNTS[split]
+    images, alphas = [], []
+    for i in track(range(n), total=n, description="composites", enabled=progress):
+        image, alpha, _ = source.draw(i, image_size)
+        images.append(convert_channels(image, channels))
+        alphas.append(float_to_uint8(alpha * 255.0)[:, :, None])
+    return ImageDataset(
+        _composites_info(spec, split, config), stack_images(images), images_b=stack_images(alphas)
+    )
+
+
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in (
@@ -268,5 +301,7 @@ BUILTINS: dict[str, Builtin] = {
                 ("train", "test"), _shapes_info, _shapes_load),
         Builtin("emoji", "emoji of the installed colour-emoji font, captioned by name",
                 ("train",), _emoji_info, _emoji_load),
+        Builtin("composites", "matting pairs: emoji and shapes with known alpha pasted on photos",
+                ("train", "test"), _composites_info, _composites_load),
     )
 }  # fmt: skip

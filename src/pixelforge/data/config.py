@@ -42,6 +42,7 @@ class DataConfig:
     shapes_count: int = 2000  # images in the built-in `shapes` set (shapes:test has a quarter)
     photo_patches: int = 1000  # patches cut from the built-in photos
     max_bad_fraction: float = 0.05  # stop when more than this fraction of a folder is unreadable
+    patches: int = 0  # folder: 0 resizes each image; N > 0 cuts N random crops per image instead
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the field when a value is unknown or out of range."""
@@ -65,6 +66,8 @@ class DataConfig:
             )
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"data.seed must be a whole number >= 0, got {self.seed!r}.")
+        if not isinstance(self.patches, int) or self.patches < 0:
+            raise ConfigError(f"data.patches must be a whole number >= 0, got {self.patches!r}.")
         for name in ("shapes_count", "photo_patches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

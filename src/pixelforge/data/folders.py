@@ -18,6 +18,7 @@ the dataset stops with a :class:`DataError`.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +29,7 @@ import torch
 
 from pixelforge.data.config import DataConfig
 from pixelforge.data.dataset import CheckReport, DatasetInfo, ImageDataset, track
-from pixelforge.data.transforms import prepare_image, stack_images
+from pixelforge.data.transforms import convert_channels, prepare_image, random_crops, stack_images
 from pixelforge.errors import DataError, ImageReadError
 from pixelforge.io.images import list_images, read_image
 
@@ -270,8 +271,29 @@ def open_folder(
         a, b = _split_pair(image, f)
         return prep(a, f), prep(b, f)
 
+    def prep_crops(image: np.ndarray, f: Path) -> list[np.ndarray]:
+        native.see(image)
+        rng = np.random.default_rng([config.seed, zlib.crc32(f.name.encode())])
+        return random_crops(
+            convert_channels(image, channels), size=image_size, count=config.patches, rng=rng,
+            filter=config.resize_filter,
+        )  # fmt: skip
+
     if kind == "folder":
         files, labels, _ = folder_layout(root, spec)
+        if config.patches:
+            crops, skipped = _decode(files, prep_crops, progress, "cutting patches")
+            _check_bad(len(files), skipped, config, spec)
+            keep = [i for i, c in enumerate(crops) if c is not None]
+            flat = [p for i in keep for p in crops[i]]  # type: ignore[union-attr]
+            per = config.patches
+            label_t = (
+                torch.tensor([labels[i] for i in keep for _ in range(per)]) if labels else None
+            )
+            return ImageDataset(
+                native.update(info, len(flat)), stack_images(flat), labels=label_t,
+                skipped=skipped,
+            )  # fmt: skip
         decoded, skipped = _decode(files, prep, progress, "reading images")
         _check_bad(len(files), skipped, config, spec)
         keep = [i for i, im in enumerate(decoded) if im is not None]

@@ -100,6 +100,24 @@ def prepare_image(
     return resize_image(image, image_size, mode=config.resize_mode, filter=config.resize_filter)
 
 
+def random_crops(
+    image: np.ndarray, *, size: int, count: int, rng: np.random.Generator, filter: str
+) -> list[np.ndarray]:
+    """``count`` crops of ``size x size`` at the image's own resolution (restoration training:
+    no resampling blurs the detail to be learned). An image smaller than ``size`` is first
+    enlarged with ``filter`` so its shorter side is ``size``."""
+    h, w = image.shape[:2]
+    if min(h, w) < size:
+        r = size / min(h, w)
+        nw, nh = max(size, round(w * r)), max(size, round(h * r))
+        pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        image = np.asarray(pil.resize((nw, nh), RESIZE_FILTERS[filter])).reshape(nh, nw, -1)
+        h, w = nh, nw
+    tops = rng.integers(0, h - size + 1, count)
+    lefts = rng.integers(0, w - size + 1, count)
+    return [image[t : t + size, x : x + size].copy() for t, x in zip(tops, lefts, strict=True)]
+
+
 def stack_images(images: list[np.ndarray]) -> torch.Tensor:
     """``H x W x C`` ``uint8`` arrays -> one ``N x C x H x W`` ``uint8`` tensor."""
     if not images:

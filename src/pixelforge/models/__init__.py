@@ -2,6 +2,7 @@
 
 from pixelforge.models.dcgan import DCGAN, DCGANConfig
 from pixelforge.models.diffusion import DiffusionConfig, DiffusionModel
+from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.models.stylegan import StyleGAN, StyleGANConfig
 from pixelforge.models.vae import VAE, VAEConfig
 from pixelforge.registry import Family, register
@@ -9,6 +10,8 @@ from pixelforge.training.config import TINY_TRAIN
 from pixelforge.training.diffusion import TINY as DIFFUSION_TINY
 from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
 from pixelforge.training.gan import GANTask, GANTrainConfig
+from pixelforge.training.restore import TINY as RESTORE_TINY
+from pixelforge.training.restore import RestoreTask, RestoreTrainConfig
 from pixelforge.training.stylegan import TINY as STYLEGAN_TINY
 from pixelforge.training.stylegan import StyleGANTask, StyleGANTrainConfig
 from pixelforge.training.vae import TINY as VAE_TINY
@@ -67,5 +70,91 @@ register(
         model_cls=StyleGAN,
         task_cls=StyleGANTask,
         tiny=STYLEGAN_TINY,
+    )
+)
+
+register(
+    Family(
+        name="restore",
+        summary="Restoration: super-resolution (x2/x3/x4), denoising, JPEG repair, colorization, inpainting, uncropping",
+        config_cls=RestoreConfig,
+        train_config_cls=RestoreTrainConfig,
+        model_cls=RestoreModel,
+        task_cls=RestoreTask,
+        tiny=RESTORE_TINY,
+        kind="image2image",
+    )
+)
+
+# ---- matting (background removal) ----
+from pixelforge.models.matting import MattingConfig, MattingNet  # noqa: E402
+from pixelforge.training.matting import TINY as MATTING_TINY  # noqa: E402
+from pixelforge.training.matting import MattingTask, MattingTrainConfig  # noqa: E402
+
+register(
+    Family(
+        name="matting",
+        summary="Alpha matting / background removal: small U-Net, L1 + Laplacian loss on alpha",
+        config_cls=MattingConfig,
+        train_config_cls=MattingTrainConfig,
+        model_cls=MattingNet,
+        task_cls=MattingTask,
+        tiny=MATTING_TINY,
+        kind="image2image",
+        data_kind="paired",
+    )
+)
+
+# ---------------------------------------------------------------- image-to-image translation
+from pixelforge.models.cyclegan import CycleGAN, CycleGANConfig  # noqa: E402
+from pixelforge.models.pix2pix import Pix2Pix, Pix2PixConfig  # noqa: E402
+from pixelforge.training.cyclegan import TINY as CYCLEGAN_TINY  # noqa: E402
+from pixelforge.training.cyclegan import CycleGANTask, CycleGANTrainConfig  # noqa: E402
+from pixelforge.training.pix2pix import TINY as PIX2PIX_TINY  # noqa: E402
+from pixelforge.training.pix2pix import Pix2PixTask, Pix2PixTrainConfig  # noqa: E402
+
+register(
+    Family(
+        name="pix2pix",
+        summary="pix2pix: U-Net generator + conditional PatchGAN, L1 + GAN, on paired A->B data",
+        config_cls=Pix2PixConfig,
+        train_config_cls=Pix2PixTrainConfig,
+        model_cls=Pix2Pix,
+        task_cls=Pix2PixTask,
+        tiny=PIX2PIX_TINY,
+        kind="image2image",
+        data_kind="paired",
+    )
+)
+
+register(
+    Family(
+        name="cyclegan",
+        summary="CycleGAN: two ResNet generators, LSGAN PatchGANs, cycle + identity L1, image pools",
+        config_cls=CycleGANConfig,
+        train_config_cls=CycleGANTrainConfig,
+        model_cls=CycleGAN,
+        task_cls=CycleGANTask,
+        tiny=CYCLEGAN_TINY,
+        kind="image2image",
+        data_kind="unpaired",
+    )
+)
+
+# ---- palette (image-to-image diffusion) ----
+from pixelforge.models.palette import PaletteConfig, PaletteModel  # noqa: E402
+from pixelforge.training.palette import TINY as PALETTE_TINY  # noqa: E402
+from pixelforge.training.palette import PaletteTask, PaletteTrainConfig  # noqa: E402
+
+register(
+    Family(
+        name="palette",
+        summary="Palette: conditional diffusion (UNet2DModel, concat conditioning) for inpaint/uncrop/colorize/jpeg/multi",
+        config_cls=PaletteConfig,
+        train_config_cls=PaletteTrainConfig,
+        model_cls=PaletteModel,
+        task_cls=PaletteTask,
+        tiny=PALETTE_TINY,
+        kind="image2image",
     )
 )

@@ -28,6 +28,7 @@ class ImageToImage(nn.Module):
     out_channels: int = 3  # channels it writes
     scale: int = 1  # output side / input side (super-resolution: 2 or 4)
     size_multiple: int = 1  # input sides are padded to a multiple of this
+    tile_overlap: int = 32  # input pixels shared by neighbouring tiles (about the receptive radius)
     takes_mask: bool = False  # True: translate() needs a mask (inpainting, uncropping)
     # "rgb": images in and out; "lab": the input is the L of Lab (1 channel) and the output its
     # a/b (2 channels), put back together with L by the task (colorization).

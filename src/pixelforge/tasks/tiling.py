@@ -10,7 +10,9 @@ out-of-memory crash; memory use grows with the tile, not with the image, apart f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,21 @@ from pixelforge.errors import PixelforgeError
 MAX_OUTPUT_PIXELS = 8192 * 8192
 
 TileFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+#: A tile layout: ``(starts, tile side, multiple)`` along one axis.
+Layout = tuple[list[int], int, int]
+_recorder: ContextVar[list[Layout] | None] = ContextVar("pixelforge_tile_layouts", default=None)
+
+
+@contextlib.contextmanager
+def record_layouts(into: list[Layout]) -> Iterator[list[Layout]]:
+    """While active, :func:`run_tiled` appends to ``into`` the layout of every call: first the
+    rows', then the columns' (used to gather whole-image statistics tile by tile)."""
+    token = _recorder.set(into)
+    try:
+        yield into
+    finally:
+        _recorder.reset(token)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -51,11 +68,12 @@ def tile_starts(size: int, tile: int, overlap: int, multiple: int) -> list[int]:
 
 def _ramp(length: int, lead: int, trail: int) -> torch.Tensor:
     """Blend weights along one axis of a tile: rising over ``lead`` pixels, falling over
-    ``trail`` (0 at an image border: full weight up to the edge). The outer quarter of each
-    overlap gets weight 0: there the tile's own border (zero padding) still shows."""
+    ``trail`` (0 at an image border: full weight up to the edge). The outer half of each
+    overlap gets weight 0: there the tile's own border (zero padding) still shows. Outputs are
+    exact when the model's receptive radius is at most half the overlap."""
 
     def rise(n: int) -> torch.Tensor:
-        dead = n // 4
+        dead = n // 2
         k = torch.arange(n, dtype=torch.float32) - dead + 1
         return (k / (n - dead + 1)).clamp(0.0, 1.0)
 
@@ -110,6 +128,9 @@ def run_tiled(
     ys = tile_starts(hp, tile, overlap, multiple)
     xs = tile_starts(wp, tile, overlap, multiple)
     th, tw = min(tile, hp), min(tile, wp)
+    recording = _recorder.get()
+    if recording is not None:
+        recording += [(ys, th, multiple), (xs, tw, multiple)]
     if len(ys) == 1 and len(xs) == 1:
         out = fn(xp, mp).float().cpu()
         return out[..., : h * scale, : w * scale]

@@ -74,6 +74,9 @@ class TrainTask:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.ema: dict[str, str] = {}
 
+    def attach_data(self, dataset: Any) -> None:
+        """Called once with the training set (the restoration family keeps preview patches)."""
+
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext
     ) -> dict[str, torch.Tensor]:

@@ -105,6 +105,7 @@ class Trainer:
                 progress=progress and self.is_main,
             )
         )
+        self.task.attach_data(self.dataset)
         if len(self.dataset) < self.cfg.batch_size:
             raise ConfigError(
                 f"train.batch_size={self.cfg.batch_size} is larger than the dataset ({len(self.dataset)} "

@@ -1,0 +1,198 @@
+"""`pixelforge remove-bg` and `pixelforge composite`: argument parsing for background removal
+(work: :meth:`pixelforge.models.matting.MattingNet.predict_alpha` and
+:mod:`pixelforge.restoration.composites`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pixelforge.errors import ConfigError, DataError, ImageReadError, PixelforgeError
+
+DEFAULT_MODEL = "matting"
+
+
+def _threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {threads}.")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _load_matting(spec: str | None, device: str) -> Any:
+    """The matting model MODEL names (default: the shipped one), on ``device``."""
+    from pixelforge.hub import load, shipped_models
+    from pixelforge.training.trainer import resolve_device
+
+    if spec is None:
+        if DEFAULT_MODEL not in shipped_models():
+            raise PixelforgeError(
+                f"this pixelforge ships no '{DEFAULT_MODEL}' model yet: train one with "
+                "`pixelforge train matting --data composites --out runs/matting` and pass "
+                "--model runs/matting."
+            )
+        spec = DEFAULT_MODEL
+    model = load(spec, device=resolve_device(device))
+    if getattr(model, "family", None) != "matting":
+        raise ConfigError(
+            f"--model {spec} is a {getattr(model, 'family', '?')} model, not a matting model; "
+            "give a model trained with `pixelforge train matting`."
+        )
+    return model
+
+
+def _as_tensor(pixels: Any) -> Any:
+    import torch
+
+    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
+
+
+def _provenance(model: Any, kind: str, source: Path, command: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "family": "matting",
+        "model_sha256": getattr(model, "model_sha256", None),
+        "source": source.name,
+        "command": command,
+    }
+
+
+def remove_bg(
+    image_or_folder: Annotated[
+        Path, typer.Argument(help="An image, or a folder of images (searched recursively).")
+    ],
+    out_path: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="For one image: the PNG to write (or a folder, when it does not end in .png); "
+            "for a folder: the folder to write one PNG per image into.",
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Matting model dir, run dir or shipped name (default: matting)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+) -> None:
+    """Cut out the main object: write RGBA PNGs whose alpha is the model's matte."""
+    import numpy as np
+
+    from pixelforge.io.images import list_images, read_image, write_png
+
+    _threads(threads)
+    if image_or_folder.is_dir():
+        files = list_images(image_or_folder)
+        if not files:
+            raise DataError(
+                f"{image_or_folder}: no images found (PNG, JPEG, WebP, BMP or TIFF, searched recursively)."
+            )
+        targets = [out_path / f.relative_to(image_or_folder).with_suffix(".png") for f in files]
+    elif image_or_folder.is_file():
+        files = [image_or_folder]
+        single = (
+            out_path
+            if out_path.suffix.lower() == ".png"
+            else out_path / f"{image_or_folder.stem}.png"
+        )
+        targets = [single]
+    else:
+        raise DataError(f"{image_or_folder}: no such file or folder.")
+    if len(files) == 1:  # fail on an unreadable single image before loading the model
+        first = read_image(files[0], mode="RGB")
+    net = _load_matting(model, device)
+    failed: list[tuple[Path, str]] = []
+    for f, target in zip(files, targets, strict=True):
+        try:
+            pixels = first if len(files) == 1 else read_image(f, mode="RGB")
+        except ImageReadError as exc:
+            failed.append((f, str(exc)))
+            continue
+        alpha = net.predict_alpha(_as_tensor(pixels))
+        rgba = np.dstack([pixels, np.rint(alpha.numpy() * 255).astype(np.uint8)])
+        command = f"pixelforge remove-bg {f.name} --model {model or DEFAULT_MODEL}"
+        write_png(target, rgba, _provenance(net, "cutout", f, command))
+    console = Console(highlight=False, soft_wrap=True)
+    written = len(files) - len(failed)
+    where = targets[0] if len(files) == 1 else out_path
+    console.print(f"wrote {written} cutout{'s' if written != 1 else ''} to {where}")
+    if failed:
+        reason = failed[0][1]
+        raise DataError(
+            f"{len(failed)} of {len(files)} images could not be read and were skipped; the "
+            f"others were written. First: {reason}"
+        )
+
+
+def composite(
+    foreground: Annotated[Path, typer.Argument(help="The image whose object is kept.")],
+    background: Annotated[Path, typer.Option(help="The new background image.")],
+    out_path: Annotated[Path, typer.Option("--out", help="The RGB PNG to write.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Matting model for FG's alpha when it has none (default: the shipped matting)."
+        ),
+    ] = None,
+    alpha: Annotated[
+        Path | None,
+        typer.Option(help="FG's alpha as a grey image of FG's size (white = object)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+) -> None:
+    """Put FG's object on BACKGROUND: alpha from --alpha, else FG's own alpha channel, else the
+    model's matte. The background is scaled to cover FG's size and centre-cropped; the output has
+    FG's size."""
+    from pixelforge.io.images import read_image, write_png
+    from pixelforge.restoration.composites import composite_over, cover_resize
+
+    _threads(threads)
+    rgba = read_image(foreground, mode="RGBA")
+    bg = read_image(background, mode="RGB")
+    h, w = rgba.shape[:2]
+    rgb = rgba[:, :, :3]
+    net = None
+    if alpha is not None:
+        matte = read_image(alpha, mode="L")[:, :, 0]
+        if matte.shape != (h, w):
+            raise DataError(
+                f"--alpha {alpha} is {matte.shape[1]}x{matte.shape[0]} but {foreground} is "
+                f"{w}x{h}; give an alpha of the same size."
+            )
+        a = matte / 255.0
+        origin = f"--alpha {alpha.name}"
+    elif rgba[:, :, 3].min() < 255:
+        a = rgba[:, :, 3] / 255.0
+        # straight alpha: the colour of transparent pixels is undefined, the blend ignores it
+        origin = "the foreground's own alpha channel"
+    else:
+        net = _load_matting(model, device)
+        a = net.predict_alpha(_as_tensor(rgb)).numpy()
+        origin = f"matting model {model or DEFAULT_MODEL}"
+    out = composite_over(rgb, a, cover_resize(bg, h, w))
+    command = f"pixelforge composite {foreground.name} --background {background.name}"
+    meta: dict[str, Any] = {
+        "kind": "composite",
+        "foreground": foreground.name,
+        "background": background.name,
+        "alpha_from": origin,
+        "background_fit": "scaled to cover, centre-cropped",
+        "command": command,
+    }
+    if net is not None:
+        meta["model_sha256"] = getattr(net, "model_sha256", None)
+    write_png(out_path, out, meta)
+    Console(highlight=False, soft_wrap=True).print(
+        f"wrote {out_path} ({w}x{h}; alpha from {origin}; background scaled to cover "
+        f"{w}x{h} and centre-cropped)"
+    )
+
+
+__all__ = ["composite", "remove_bg"]

@@ -1,0 +1,109 @@
+"""`pixelforge upscale|denoise|restore-jpeg|colorize|inpaint|uncrop`: argument parsing only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+Source = Annotated[str, typer.Argument(help="An image, or a folder of images.")]
+Out = Annotated[
+    Path, typer.Option("--out", help="Output PNG (one image) or folder (a folder of images).")
+]
+Model = Annotated[
+    str | None,
+    typer.Option(help="Model dir, run dir or shipped name (default: the shipped model)."),
+]
+Tile = Annotated[int, typer.Option(help="Largest tile side in input pixels (memory use).")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+
+
+def _run(
+    command: str, source: str, out: Path, model: str | None, tile: int, device: str, **kw: object
+) -> None:
+    from pixelforge.tasks.restore import run_command
+    from pixelforge.training.trainer import resolve_device
+
+    written = run_command(
+        command,
+        source,
+        out,
+        model=model,
+        tile=tile,
+        device=resolve_device(device),
+        **kw,  # type: ignore[arg-type]
+    )
+    Console().print(
+        f"wrote {written[0]}" if len(written) == 1 else f"wrote {len(written)} images to {out}"
+    )
+
+
+def upscale(
+    source: Source,
+    out: Out,
+    scale: Annotated[int, typer.Option(help="Enlargement factor: 2 or 4 (shipped models).")] = 4,
+    model: Model = None,
+    tile: Tile = 512,
+    device: Device = "auto",
+) -> None:
+    """Super-resolution: enlarge an image SCALE times (default model sr-x{scale};
+    sr-x4-gan: sharper textures; sr-x4-real: for blurry, noisy, compressed photos)."""
+    _run("upscale", source, out, model, tile, device, scale=scale)
+
+
+def denoise(
+    source: Source, out: Out, model: Model = None, tile: Tile = 512, device: Device = "auto"
+) -> None:
+    """Remove Gaussian-like noise (blind: sigma 0-55 in 8-bit units)."""
+    _run("denoise", source, out, model, tile, device)
+
+
+def restore_jpeg(
+    source: Source, out: Out, model: Model = None, tile: Tile = 512, device: Device = "auto"
+) -> None:
+    """Remove JPEG blocking and ringing."""
+    _run("restore-jpeg", source, out, model, tile, device)
+
+
+def colorize(
+    source: Source, out: Out, model: Model = None, tile: Tile = 512, device: Device = "auto"
+) -> None:
+    """Colour a greyscale photo (colour input is turned grey first)."""
+    _run("colorize", source, out, model, tile, device)
+
+
+def inpaint(
+    source: Source,
+    out: Out,
+    mask: Annotated[Path, typer.Option(help="Mask PNG of the image's size: white = fill.")],
+    model: Model = None,
+    tile: Tile = 1024,
+    device: Device = "auto",
+) -> None:
+    """Fill the white area of MASK with plausible content."""
+    _run("inpaint", source, out, model, tile, device, mask=mask)
+
+
+def uncrop(
+    source: Source,
+    out: Out,
+    extend: Annotated[float, typer.Option(help="Size added, as a fraction of the image.")] = 0.5,
+    side: Annotated[str, typer.Option(help="all, left, right, top or bottom.")] = "all",
+    model: Model = None,
+    tile: Tile = 1024,
+    device: Device = "auto",
+) -> None:
+    """Extend an image beyond its borders (outpainting)."""
+    _run("uncrop", source, out, model, tile, device, extend=extend, side=side)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the restoration commands to ``app``."""
+    app.command()(upscale)
+    app.command()(denoise)
+    app.command("restore-jpeg")(restore_jpeg)
+    app.command()(colorize)
+    app.command()(inpaint)
+    app.command()(uncrop)

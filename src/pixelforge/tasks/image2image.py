@@ -1,0 +1,142 @@
+"""Run an image-to-image model on one image of any size: colour space, padding, tiles, mask.
+
+:func:`apply_model` is what every "image in, image out" command calls (upscale, denoise,
+restore-jpeg, colorize, inpaint, uncrop, translate, remove-bg). Models with instance
+normalisation see statistics of the whole image even when it is processed in tiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.io.images import list_images, read_image
+from pixelforge.models.image2image import ImageToImage
+from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
+from pixelforge.tasks.tiling import run_tiled
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def check_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A 1 x H x W mask of 0/1 (1 = fill) checked against the image size; errors a user can act on."""
+    if mask.ndim == 3 and mask.shape[0] > 1:
+        mask = mask[:1]
+    if mask.ndim == 2:
+        mask = mask[None]
+    if tuple(mask.shape[-2:]) != (height, width):
+        raise PixelforgeError(
+            f"the mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {width}x{height}; "
+            "give a mask of the same size (white = area to fill)."
+        )
+    binary = (mask > 0.5).float()
+    covered = float(binary.mean())
+    if covered == 0.0:
+        raise PixelforgeError("the mask is empty (all black): paint the area to fill in white.")
+    if covered == 1.0:
+        raise PixelforgeError(
+            "the mask covers the whole image (all white): leave some of the image known (black)."
+        )
+    return binary
+
+
+@torch.no_grad()
+def apply_model(
+    model: ImageToImage,
+    image: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    tile: int = 512,
+    overlap: int | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``image`` (C x H x W in [0, 1]) -> the model's output (C' x H*scale x W*scale in [0, 1]).
+
+    Colour models get RGB (grey input is replicated); grey models get grey. Colorization models
+    (``color_space == "lab"``) get the L channel and their a/b output is joined with it. Masked
+    models get ``mask`` (1 x H x W, 1 = fill); the known pixels are kept from the input.
+    ``overlap`` defaults to the model's ``tile_overlap``.
+    """
+    overlap = model.tile_overlap if overlap is None else overlap
+    if image.ndim != 3:
+        raise ValueError("image must be C x H x W")
+    dev = torch.device(device) if device is not None else _model_device(model)
+    model = model.to(dev).eval()
+    c, h, w = image.shape
+    x = image.float()
+    if model.color_space == "lab" or model.in_channels == 3:
+        x = x.expand(3, h, w) if c == 1 else x[:3]
+    elif model.in_channels == 1 and c != 1:
+        raise PixelforgeError(
+            "this model works on grey images, but the input has colour; convert it to grey "
+            "first or use a colour model."
+        )
+    rgb = x
+    # L in [0, 100] -> [-1, 1] for colorization, else RGB or grey [0, 1] -> [-1, 1]
+    x = rgb_to_lab(rgb[None])[:, :1] / 50.0 - 1.0 if model.color_space == "lab" else x[None] * 2 - 1
+    m = None
+    if model.takes_mask:
+        if mask is None:
+            raise PixelforgeError("this model fills a masked area: give --mask MASK.png.")
+        m = check_mask(mask, h, w)[None]
+        x = x * (1 - m)  # the hole's pixels are unknown to the model
+
+    def fn(xt: torch.Tensor, mt: torch.Tensor | None) -> torch.Tensor:
+        return model.translate(xt.to(dev), None if mt is None else mt.to(dev))
+
+    def run() -> torch.Tensor:
+        return run_tiled(
+            fn, x, mask=m, scale=model.scale, multiple=model.size_multiple, tile=tile,
+            overlap=overlap,
+        )  # fmt: skip
+
+    context: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if model.uses_instance_norm and max(h, w) > tile:
+        from pixelforge.nn.instance_stats import frozen_instance_norm
+
+        context = frozen_instance_norm(model, run)
+    with context:
+        y = run()
+    if model.color_space == "lab":
+        lab = torch.cat([rgb_to_lab(rgb[None])[:, :1], y * 110.0], dim=1)
+        out = lab_to_rgb(lab)[0]
+    else:
+        out = ((y[0] + 1) / 2).clamp(0, 1)
+    if m is not None and model.scale == 1 and out.shape[0] == rgb.shape[0]:
+        out = out * m[0] + rgb * (1 - m[0])
+    return out.clamp(0, 1)
+
+
+def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, Path]]:
+    """``(input, output)`` paths for "IMAGE or FOLDER in, file or folder out".
+
+    A file writes ``out`` (``.png`` added when it has no suffix); a folder writes
+    ``out/NAME.png`` for each image in it (sub-folders are not searched).
+    """
+    src, dst = Path(source), Path(out)
+    if src.is_dir():
+        files = list_images(src)
+        if not files:
+            raise PixelforgeError(f"{src} holds no images (PNG, JPEG, WebP, BMP or TIFF).")
+        if dst.exists() and not dst.is_dir():
+            raise PixelforgeError(f"{src} is a folder, so --out must be a folder; {dst} is a file.")
+        return [(f, dst / f"{f.stem}.png") for f in files]
+    if not src.exists():
+        raise PixelforgeError(f"{src} does not exist; give an image file or a folder of images.")
+    if dst.is_dir():
+        return [(src, dst / f"{src.stem}.png")]
+    return [(src, dst if dst.suffix else dst.with_suffix(".png"))]
+
+
+def read_as_tensor(path: Path, mode: str = "RGB") -> torch.Tensor:
+    """An image through the guarded reader as C x H x W float in [0, 1]."""
+    array = read_image(path, mode=mode)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255

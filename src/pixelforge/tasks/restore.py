@@ -1,0 +1,148 @@
+"""Restoration commands over files: pick the model, prepare the input, run, save.
+
+``upscale``, ``denoise``, ``restore-jpeg``, ``colorize``, ``inpaint`` and ``uncrop`` all come
+here. Without a model, each uses the model shipped with pixelforge for it (see
+:data:`DEFAULT_MODELS`); a model given by the user must do the command's task.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelforge import hub
+from pixelforge.errors import ConfigError
+from pixelforge.io.images import write_png
+from pixelforge.models.image2image import ImageToImage
+from pixelforge.tasks.image2image import apply_model, input_output_pairs, read_as_tensor
+
+#: command -> the restore tasks whose models it accepts
+TASKS_OF: dict[str, tuple[str, ...]] = {
+    "upscale": ("sr",),
+    "denoise": ("denoise",),
+    "restore-jpeg": ("jpeg", "multi"),
+    "colorize": ("colorize", "multi"),
+    "inpaint": ("inpaint", "multi"),
+    "uncrop": ("uncrop", "inpaint", "multi"),
+}
+
+#: command -> the shipped model used without --model (upscale: by scale)
+DEFAULT_MODELS: dict[str, str] = {
+    "denoise": "denoise",
+    "restore-jpeg": "jpeg",
+    "colorize": "colorize",
+    "inpaint": "inpaint",
+    "uncrop": "inpaint",
+}
+
+
+def default_model(command: str, scale: int | None = None) -> str:
+    """The shipped model's name for ``command`` (upscale: ``sr-x{scale}``)."""
+    if command == "upscale":
+        return f"sr-x{scale or 4}"
+    return DEFAULT_MODELS[command]
+
+
+def load_for(
+    command: str, model: str | None, *, scale: int | None = None, device: Any = "cpu"
+) -> ImageToImage:
+    """The model for ``command``: ``model`` if given, else the shipped default; checked to do
+    the command's task (and, for upscale, the requested scale)."""
+    name = model or default_model(command, scale)
+    if model is None and name not in hub.shipped_models():
+        shipped = ", ".join(n for n in hub.shipped_models() if n.startswith("sr-x")) or "none"
+        raise ConfigError(
+            f"no shipped model for `pixelforge {command}`"
+            + (f" --scale {scale}" if command == "upscale" else "")
+            + f" ({name}); shipped upscalers: {shipped}. Give one with --model."
+        )
+    m = hub.load(name, device=device)
+    task = getattr(getattr(m, "config", None), "task", None)
+    if not isinstance(m, ImageToImage) or task not in TASKS_OF[command]:
+        what = f"a {task} model" if task else f"a {getattr(m, 'family', '?')} model"
+        raise ConfigError(
+            f"{name} is {what}; `pixelforge {command}` needs a {' or '.join(TASKS_OF[command])} "
+            "model (see `pixelforge models list`)."
+        )
+    if command == "upscale" and scale is not None and m.scale != scale:
+        raise ConfigError(
+            f"{name} upscales x{m.scale}, not x{scale}: give --scale {m.scale}, or a x{scale} "
+            f"model with --model (shipped: sr-x2, sr-x4)."
+        )
+    return m
+
+
+def uncrop_canvas(
+    image: torch.Tensor, extend: float, side: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``image`` placed on a larger canvas: ``extend`` x its size added on ``side`` ("all": on
+    every side, half each). Returns ``(canvas, mask)`` with mask 1 on the new area."""
+    if not 0.0 < extend <= 2.0:
+        raise ConfigError(f"--extend must be above 0 and at most 2 (x the size), got {extend}.")
+    c, h, w = image.shape
+    dh, dw = round(h * extend), round(w * extend)
+    top = {"all": dh // 2, "top": dh, "bottom": 0, "left": 0, "right": 0}
+    left = {"all": dw // 2, "left": dw, "right": 0, "top": 0, "bottom": 0}
+    if side not in top:
+        raise ConfigError(f"--side must be all, left, right, top or bottom, got '{side}'.")
+    H = h + (dh if side in ("all", "top", "bottom") else 0)
+    W = w + (dw if side in ("all", "left", "right") else 0)
+    canvas = torch.full((c, H, W), 0.5)
+    mask = torch.ones(1, H, W)
+    t, lft = top[side], left[side]
+    canvas[:, t : t + h, lft : lft + w] = image
+    mask[:, t : t + h, lft : lft + w] = 0
+    return canvas, mask
+
+
+def run_command(
+    command: str,
+    source: str | Path,
+    out: str | Path,
+    *,
+    model: str | None = None,
+    scale: int | None = None,
+    mask: str | Path | None = None,
+    extend: float = 0.5,
+    side: str = "all",
+    tile: int = 512,
+    device: Any = "cpu",
+) -> list[Path]:
+    """Run ``command`` on an image or a folder; returns the files written."""
+    m = load_for(command, model, scale=scale, device=device)
+    name = model or default_model(command, scale)
+    if command in ("inpaint",) and mask is None:
+        raise ConfigError("inpaint needs --mask MASK.png (white = area to fill).")
+    if command != "inpaint" and mask is not None:
+        raise ConfigError(f"{command} takes no --mask.")
+    pairs = input_output_pairs(source, out)
+    if mask is not None and len(pairs) > 1:
+        raise ConfigError("--mask goes with one image, not a folder.")
+    written = []
+    for src, dst in pairs:
+        image = read_as_tensor(src)
+        hole = None
+        if command == "inpaint":
+            assert mask is not None
+            hole = read_as_tensor(Path(mask), mode="L")
+        elif command == "uncrop":
+            image, hole = uncrop_canvas(image, extend, side)
+        if m.in_channels == 1 and m.color_space == "rgb":
+            if not (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])):
+                raise ConfigError(
+                    f"{name} works on grey images, but {src.name} has colour; convert it to "
+                    "grey first, or use a colour model."
+                )
+            image = image[:1]
+        result = apply_model(m, image, mask=hole, tile=tile, device=device)
+        provenance = {
+            "command": command,
+            "model": str(name),
+            "model_sha256": getattr(m, "model_sha256", None),
+            "source": src.name,
+        }
+        write_png(dst, result, provenance)
+        written.append(dst)
+    return written

@@ -1,0 +1,272 @@
+"""The train step of the restoration family: degrade clean patches on the fly, learn to undo it.
+
+Each clean patch of the batch gets its own degradation, drawn from a generator seeded by a
+per-image seed that comes from the step's seeded draws: a resumed run, and a run split over
+several processes, see exactly the same inputs. Augmentation: a random flip and quarter turn.
+
+Loss: L1 on the output (inpainting and uncropping: L1 inside the hole, normalised by its area;
+colorization: L1 on a/b). Super-resolution with a GAN (SRGAN, Ledig et al. 2017) adds
+``perceptual_weight`` x a VGG feature distance and ``adv_weight`` x a non-saturating adversarial
+term from a patch discriminator, usually fine-tuned from a pixel-loss model with ``--init``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelforge.config import check_range
+from pixelforge.errors import ConfigError
+from pixelforge.losses.adversarial import d_loss, g_loss
+from pixelforge.models.restore import RestoreConfig, RestoreModel
+from pixelforge.restoration import degrade
+from pixelforge.restoration.color import rgb_to_lab
+from pixelforge.training.config import TINY_TRAIN, TrainConfig
+from pixelforge.training.task import StepContext, TrainTask, frozen_copy
+
+TINY: dict[str, Any] = {
+    "model": {"image_size": 8, "width": 8, "blocks": 1, "scale": 2},
+    "train": dict(TINY_TRAIN),
+}  # the family's seconds-long test configuration (Family.tiny)
+
+
+@dataclass(frozen=True)
+class RestoreTrainConfig(TrainConfig):
+    lr: float = 5e-4  # peak learning rate
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
+    batch_size: int = 16  # global batch size, split evenly across processes
+    degradation: Literal["bicubic", "real"] = (
+        "bicubic"  # sr inputs: bicubic down-scaling, or blur + resize + noise + JPEG ("real")
+    )
+    noise_sigma: tuple[float, float] = (
+        0.0,
+        55.0,
+    )  # denoise (and real sr: 0-15): sigma range, 8-bit
+    jpeg_quality: tuple[int, int] = (10, 40)  # jpeg: quality range of the inputs
+    mask_kind: Literal["mixed", "box", "free", "border"] = (
+        "mixed"  # inpaint: box, free-form, border (uncropping) or all three; uncrop: border
+    )
+    perceptual_weight: float = 0.0  # VGG feature loss weight (SRGAN: 1)
+    adv_weight: float = 0.0  # adversarial loss weight (SRGAN: 1e-3); > 0 adds a discriminator
+    pixel_weight: float = 1.0  # L1 weight
+    d_width: int = 32  # discriminator width (adv_weight > 0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.degradation not in ("bicubic", "real"):
+            raise ConfigError(
+                f"train.degradation must be bicubic or real, got '{self.degradation}'."
+            )
+        lo, hi = self.noise_sigma
+        if not 0 <= lo <= hi <= 255:
+            raise ConfigError(
+                f"train.noise_sigma must be [low, high] within 0-255, got {[lo, hi]}."
+            )
+        ql, qh = self.jpeg_quality
+        if not 1 <= ql <= qh <= 100:
+            raise ConfigError(
+                f"train.jpeg_quality must be [low, high] within 1-100, got {[ql, qh]}."
+            )
+        if self.mask_kind not in ("mixed", "box", "free", "border"):
+            raise ConfigError(
+                f"train.mask_kind must be mixed, box, free or border, got '{self.mask_kind}'."
+            )
+        for name in ("perceptual_weight", "adv_weight", "pixel_weight"):
+            check_range(f"train.{name}", getattr(self, name), low=0)
+        check_range("train.d_width", self.d_width, low=1)
+
+
+class PatchDiscriminator(nn.Module):
+    """A small patch discriminator (strided convs, LeakyReLU, spectral norm): one logit per patch."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        layers: list[nn.Module] = [sn(nn.Conv2d(channels, width, 4, 2, 1)), nn.LeakyReLU(0.2)]
+        c = width
+        for _ in range(2):
+            layers += [sn(nn.Conv2d(c, c * 2, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            c *= 2
+        layers += [sn(nn.Conv2d(c, 1, 3, 1, 1))]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A random horizontal flip and quarter turn (patches are square)."""
+    if bool(torch.randint(2, (1,), generator=g)):
+        x = x.flip(-1)
+    k = int(torch.randint(4, (1,), generator=g))
+    return torch.rot90(x, k, dims=(-2, -1)) if k else x
+
+
+def make_pair(
+    config: RestoreConfig, train: RestoreTrainConfig, clean: torch.Tensor, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One training example from a clean patch (1 x C x S x S in [0, 1]):
+    ``(input, target, mask)`` in the model's value ranges ([-1, 1]; colorization: L and a/b)."""
+    task = config.task
+    x = _augment(clean, g)
+    mask = None
+    if task == "sr":
+        scale = config.factor
+        if train.degradation == "real":
+            lo, hi = train.noise_sigma
+            inp = degrade.real_world(x, scale, g, noise_sigma=(lo, min(hi, 15.0)))
+        else:
+            inp = degrade.downscale(x, scale)
+    elif task == "denoise":
+        inp, _ = degrade.add_noise(x, train.noise_sigma, g)
+    elif task == "jpeg":
+        inp = degrade.jpeg(x, train.jpeg_quality, g)
+    elif task == "colorize":
+        lab = rgb_to_lab(x)
+        return lab[:, :1] / 50 - 1, lab[:, 1:] / 110, None
+    else:
+        h, w = x.shape[-2:]
+        kind = "border" if task == "uncrop" else train.mask_kind
+        mask = degrade.masks(kind, 1, h, w, g)
+        inp = x
+    return inp * 2 - 1, x * 2 - 1, mask
+
+
+class RestoreTask(TrainTask):
+    """Trains the network (module ``net``; EMA copy ``net_ema``) and, with ``adv_weight > 0``,
+    a patch discriminator (module ``D``)."""
+
+    def __init__(self, model_config: RestoreConfig, train_config: RestoreTrainConfig) -> None:
+        super().__init__(model_config, train_config)
+        cfg = train_config
+        self.model = RestoreModel(model_config)
+        self.modules = {"net": self.model.net}
+        if cfg.ema_decay > 0:
+            self.modules["net_ema"] = frozen_copy(self.model.net)
+            self.ema = {"net_ema": "net"}
+        self.optimizers = {
+            "net": torch.optim.Adam(
+                self.model.net.parameters(), lr=cfg.lr, betas=cfg.betas,
+                weight_decay=cfg.weight_decay,
+            )
+        }  # fmt: skip
+        if cfg.adv_weight > 0:
+            self.modules["D"] = PatchDiscriminator(self.model.out_channels, cfg.d_width)
+            self.optimizers["D"] = torch.optim.Adam(
+                self.modules["D"].parameters(), lr=cfg.lr, betas=cfg.betas
+            )
+        self.perceptual: nn.Module | None = None
+        if cfg.perceptual_weight > 0:
+            from pixelforge.losses.perceptual import PerceptualLoss
+
+            self.perceptual = PerceptualLoss(value_range=(-1.0, 1.0))
+        self.preview: torch.Tensor | None = None
+
+    def attach_data(self, dataset: Any) -> None:
+        """Keep a few fixed training patches for the periodic preview grid."""
+        n = min(8, len(dataset))
+        idx = torch.linspace(0, len(dataset) - 1, n).long()
+        self.preview = dataset.get_batch(idx)["image"]
+
+    def _pairs(
+        self, clean: torch.Tensor, ctx: StepContext
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        seeds = ctx.randint(2**31 - 1).cpu().tolist()
+        clean01 = ((clean.detach().float().cpu() + 1) / 2).clamp(0, 1)
+        inputs, targets, masks = [], [], []
+        for img, seed in zip(clean01, seeds, strict=True):
+            g = torch.Generator().manual_seed(int(seed))
+            inp, tgt, m = make_pair(self.model_config, self.train_config, img[None], g)
+            inputs.append(inp)
+            targets.append(tgt)
+            if m is not None:
+                masks.append(m)
+        dev = ctx.device
+        mask = torch.cat(masks).to(dev) if masks else None
+        return torch.cat(inputs).to(dev), torch.cat(targets).to(dev), mask
+
+    def train_step(
+        self, batch: dict[str, torch.Tensor], ctx: StepContext
+    ) -> dict[str, torch.Tensor]:
+        cfg: RestoreTrainConfig = self.train_config
+        inp, target, mask = self._pairs(batch["image"], ctx)
+        with ctx.autocast():
+            pred = self.model.translate(inp, mask).float()
+        if mask is not None:
+            area = mask.sum().clamp(min=1) * pred.shape[1]
+            pixel = ((pred - target).abs() * mask).sum() / area
+        else:
+            pixel = F.l1_loss(pred, target)
+        loss = cfg.pixel_weight * pixel
+        out = {"l1": pixel.detach()}
+        if self.perceptual is not None:
+            self.perceptual.to(pred.device)
+            p, t = pred, target
+            if p.shape[1] == 1:
+                p, t = p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1)
+            perc = self.perceptual(p, t)
+            loss = loss + cfg.perceptual_weight * perc
+            out["perceptual"] = perc.detach()
+        D = self.modules.get("D")
+        if D is not None:
+            D.requires_grad_(False)
+            with ctx.autocast():
+                adv = g_loss("non-saturating", D(pred).float())
+            D.requires_grad_(True)
+            loss = loss + cfg.adv_weight * adv
+            out["adv_G"] = adv.detach()
+        out["loss"] = loss.detach()
+        ctx.optimize("net", loss)
+        if D is not None:
+            with ctx.autocast():
+                ld = d_loss("non-saturating", D(target).float(), D(pred.detach()).float())
+            ctx.optimize("D", ld)
+            out["adv_D"] = ld.detach()
+        return out
+
+    def export(self) -> RestoreModel:
+        model = RestoreModel(self.model_config)
+        source = self.modules.get("net_ema", self.modules["net"])
+        model.net.load_state_dict(source.state_dict())
+        return model
+
+    def init_from(self, model: nn.Module) -> None:
+        if not isinstance(model, RestoreModel) or model.config != self.model_config:
+            raise ConfigError(
+                "--init needs a restore model with the same model config (task, scale, arch, "
+                "width, blocks, depth, channels, image_size)."
+            )
+        for name in ("net", "net_ema"):
+            if name in self.modules:
+                self.modules[name].load_state_dict(model.net.state_dict())
+
+    @torch.no_grad()
+    def sample_grid(self, n: int, seed: int) -> torch.Tensor:
+        """``input | output | clean`` side by side for fixed training patches."""
+        from pixelforge.tasks.image2image import apply_model
+
+        if self.preview is None:
+            raise ConfigError("no data attached to preview")
+        model = self.export()
+        g = torch.Generator().manual_seed(seed)
+        tiles = []
+        for clean in self.preview[:n]:
+            c01 = ((clean[None].float() + 1) / 2).clamp(0, 1)
+            inp, _, mask = make_pair(self.model_config, self.train_config, c01, g)
+            if self.model_config.task == "colorize":
+                shown = ((inp + 1) / 2).expand(-1, 3, -1, -1)[0]
+                restored = apply_model(model, c01[0].mean(0, keepdim=True).expand(3, -1, -1))
+            else:
+                shown = (inp[0] + 1) / 2
+                m = None if mask is None else mask[0]
+                restored = apply_model(model, shown, mask=m)
+                if m is not None:
+                    shown = shown * (1 - m)
+            size = c01.shape[-2:]
+            shown = F.interpolate(shown[None], size=size, mode="nearest")[0]
+            tiles.append(torch.cat([shown.expand(c01.shape[1], -1, -1), restored, c01[0]], -1))
+        return torch.stack(tiles)

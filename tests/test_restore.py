@@ -1,0 +1,246 @@
+"""Restoration: degradations, masks, tiling, the restore family's commands and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelforge import hub
+from pixelforge.errors import PixelforgeError
+from pixelforge.metrics.image_quality import psnr
+from pixelforge.models.restore import RestoreConfig, RestoreModel
+from pixelforge.restoration import degrade
+from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
+from pixelforge.restoration.masks import border_mask, box_mask, free_form_mask
+from pixelforge.tasks.image2image import apply_model
+from pixelforge.tasks.restore import uncrop_canvas
+from pixelforge.tasks.tiling import MAX_OUTPUT_PIXELS, run_tiled
+from pixelforge.training.restore import RestoreTrainConfig, make_pair
+
+from conftest import FIXTURES
+
+BUTTERFLY = FIXTURES / "photos" / "set5-butterfly.png"
+
+
+def photo() -> torch.Tensor:
+    """The Set5 butterfly as 3 x 256 x 256 in [0, 1]: a textured real photo."""
+    with Image.open(BUTTERFLY) as im:
+        array = np.asarray(im.convert("RGB"))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255
+
+
+def small_model(task: str = "sr", **kw) -> RestoreModel:
+    torch.manual_seed(0)
+    model = RestoreModel(RestoreConfig(task=task, image_size=32, width=8, blocks=1, **kw))
+    for p in model.parameters():  # untrained tails are zero: make the output depend on the net
+        p.data.normal_(0, 0.05)
+    return model.eval()
+
+
+# ------------------------------------------------------------------------- degradations
+def test_bicubic_downscale_matches_pil_within_two_levels():
+    x = photo()[None]
+    ours = (degrade.downscale(x, 4)[0] * 255).round().permute(1, 2, 0).numpy()
+    hr = Image.fromarray((x[0] * 255).round().byte().permute(1, 2, 0).numpy())
+    pil = np.asarray(hr.resize((64, 64), Image.BICUBIC)).astype(float)
+    assert ours.shape == pil.shape
+    assert np.abs(ours - pil).max() <= 2 and np.abs(ours - pil).mean() < 0.2
+
+
+def test_noise_has_the_drawn_sigma_and_is_quantised():
+    x = torch.full((4, 3, 64, 64), 0.5)
+    noisy, sigmas = degrade.add_noise(x, (10.0, 40.0), torch.Generator().manual_seed(1))
+    measured = (noisy - x).flatten(1).std(dim=1) * 255
+    assert torch.allclose(measured, sigmas, rtol=0.06)
+    assert torch.equal(noisy, (noisy * 255).round() / 255)
+
+
+def test_jpeg_round_trip_is_pil_and_worse_at_low_quality():
+    x = photo()[None, :, :64, :64]
+    low = degrade.jpeg(x, (10, 10), torch.Generator())
+    high = degrade.jpeg(x, (90, 90), torch.Generator())
+    assert float(psnr(low, x)[0]) + 5 < float(psnr(high, x)[0])
+
+
+def test_degradations_are_the_same_for_the_same_seed_and_differ_otherwise():
+    x = photo()[None, :, :64, :64]
+    a = degrade.real_world(x, 4, torch.Generator().manual_seed(3))
+    b = degrade.real_world(x, 4, torch.Generator().manual_seed(3))
+    c = degrade.real_world(x, 4, torch.Generator().manual_seed(4))
+    assert a.shape == (1, 3, 16, 16) and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_masks_cover_what_they_promise():
+    assert box_mask(100, 200).mean() == pytest.approx(0.25, abs=0.01)
+    for seed in range(5):
+        m = free_form_mask(120, 160, np.random.default_rng(seed))
+        assert 0.15 <= m.mean() <= 0.25
+    assert border_mask(100, 100, keep=0.5)[50, 50] == 0 and border_mask(100, 100)[0, 0] == 1
+    ms = degrade.masks("mixed", 6, 32, 32, torch.Generator().manual_seed(0))
+    assert ms.shape == (6, 1, 32, 32) and set(ms.unique().tolist()) == {0.0, 1.0}
+
+
+def test_lab_round_trip_and_reference_values():
+    x = photo()[None].double()
+    lab = rgb_to_lab(x)
+    assert torch.allclose(lab_to_rgb(lab), x, atol=1e-6)
+    white = rgb_to_lab(torch.ones(1, 3, 1, 1, dtype=torch.float64))
+    assert torch.allclose(
+        white.flatten(), torch.tensor([100.0, 0, 0], dtype=torch.float64), atol=0.01
+    )
+
+
+def test_training_pairs_fit_each_task():
+    clean = photo()[None, :, :32, :32]
+    train = RestoreTrainConfig()
+    for task in ("sr", "denoise", "jpeg", "colorize", "inpaint", "uncrop"):
+        cfg = RestoreConfig(task=task, image_size=32, width=8, blocks=1)
+        model = RestoreModel(cfg)
+        inp, target, mask = make_pair(cfg, train, clean, torch.Generator().manual_seed(0))
+        assert inp.shape[1] == model.in_channels and target.shape[1] == model.out_channels
+        assert model.translate(inp, mask).shape == target.shape
+        assert (mask is not None) == model.takes_mask
+
+
+# ------------------------------------------------------------------------------ tiling
+def test_tiled_output_equals_one_pass_on_a_textured_photo():
+    model = small_model("denoise")
+    image = photo()[:, :200, :230]
+    one = apply_model(model, image, tile=1024)
+    tiled = apply_model(model, image, tile=64, overlap=24)
+    # a U-Net's receptive field is wider than the overlap: equal within a fraction of a level
+    assert float((one - tiled).abs().max()) < 0.5 / 255
+    sr = small_model("sr", scale=2)
+    assert torch.allclose(
+        apply_model(sr, image, tile=1024), apply_model(sr, image, tile=48, overlap=16), atol=1e-5
+    )
+
+
+def test_large_images_go_through_bounded_tiles_and_huge_outputs_are_refused():
+    seen = []
+
+    def fn(x, m):
+        seen.append(tuple(x.shape[-2:]))
+        return x
+
+    out = run_tiled(fn, torch.rand(1, 3, 300, 700), tile=128, overlap=16, multiple=8)
+    assert out.shape == (1, 3, 300, 700) and max(max(s) for s in seen) <= 128 and len(seen) > 4
+    side = int(MAX_OUTPUT_PIXELS**0.5) // 4 + 8
+    with pytest.raises(PixelforgeError, match="limit"):
+        run_tiled(fn, torch.zeros(1, 1, side, side), scale=4)
+
+
+def test_inpainting_keeps_known_pixels_and_any_size_works():
+    model = small_model("inpaint")
+    image = photo()[:, :37, :53]
+    mask = torch.zeros(1, 37, 53)
+    mask[:, 10:20, 15:30] = 1
+    out = apply_model(model, image, mask=mask)
+    assert out.shape == image.shape
+    known = mask.expand(3, -1, -1) == 0
+    assert torch.equal(out[known], image[known].clamp(0, 1))
+    assert not torch.equal(out[~known], image[~known])
+
+
+def test_uncrop_canvas_places_the_image_and_marks_the_new_area():
+    image = torch.rand(3, 20, 40)
+    canvas, mask = uncrop_canvas(image, 0.5, "left")
+    assert canvas.shape == (3, 20, 60) and torch.equal(canvas[:, :, 20:], image)
+    assert mask[:, :, :20].eq(1).all() and mask[:, :, 20:].eq(0).all()
+    canvas, mask = uncrop_canvas(image, 0.5, "all")
+    assert canvas.shape == (3, 30, 60) and float(mask.mean()) == pytest.approx(1 - 800 / 1800)
+
+
+# ------------------------------------------------------------------------ shipped models
+def test_shipped_sr_x4_beats_bicubic_by_one_db_on_set5_butterfly():
+    if "sr-x4" not in hub.shipped_models():
+        pytest.fail("the sr-x4 model must ship with pixelforge")
+    hr = photo()
+    lr_pil = Image.fromarray((hr * 255).round().byte().permute(1, 2, 0).numpy()).resize(
+        (64, 64), Image.BICUBIC
+    )
+    bic = np.asarray(lr_pil.resize((256, 256), Image.BICUBIC))
+    lr = torch.from_numpy(np.asarray(lr_pil).copy()).permute(2, 0, 1).float() / 255
+    sr = apply_model(hub.load("sr-x4"), lr)
+    sr = (sr * 255).round() / 255
+    bic_t = torch.from_numpy(bic.copy()).permute(2, 0, 1).float() / 255
+    gain = psnr(sr[None], hr[None], y_channel=True, crop_border=4) - psnr(
+        bic_t[None], hr[None], y_channel=True, crop_border=4
+    )
+    assert float(gain[0]) >= 1.0
+
+
+# ----------------------------------------------------------------------- commands, errors
+@pytest.fixture
+def sr_model(tmp_path) -> Path:
+    return hub.save_model(small_model("sr", scale=2), tmp_path / "sr2")
+
+
+def test_upscale_writes_scaled_images_for_a_file_and_a_folder(cli, tmp_path, sr_model):
+    code, _, err = cli(
+        "upscale", BUTTERFLY, "--model", sr_model, "--scale", 2, "--out", tmp_path / "a.png"
+    )
+    assert code == 0, err
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == (512, 512)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(BUTTERFLY).crop((0, 0, 30, 20)).save(folder / "x.png")
+    Image.open(BUTTERFLY).convert("P").save(folder / "palette.png")
+    grey16 = np.arange(20 * 24, dtype=np.uint16).reshape(20, 24) * 100
+    Image.fromarray(grey16).save(folder / "grey16.png")
+    code, _, err = cli(
+        "upscale", folder, "--model", sr_model, "--scale", 2, "--out", tmp_path / "out"
+    )
+    assert code == 0, err
+    sizes = {p.name: Image.open(p).size for p in (tmp_path / "out").glob("*.png")}
+    assert sizes == {"x.png": (60, 40), "palette.png": (512, 512), "grey16.png": (48, 40)}
+
+
+def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):
+    inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
+    image = tmp_path / "img.png"
+    Image.open(BUTTERFLY).crop((0, 0, 40, 30)).save(image)
+    masks = {
+        "wrong-size": np.zeros((10, 10), np.uint8),
+        "empty": np.zeros((30, 40), np.uint8),
+        "full": np.full((30, 40), 255, np.uint8),
+    }
+    expected = {"wrong-size": "same size", "empty": "empty", "full": "whole image"}
+    for name, array in masks.items():
+        Image.fromarray(array).save(tmp_path / f"{name}.png")
+        code, _, err = cli(
+            "inpaint",
+            image,
+            "--mask",
+            tmp_path / f"{name}.png",
+            "--model",
+            inpaint,
+            "--out",
+            tmp_path / "o.png",
+        )
+        assert code == 2 and expected[name] in err and "Traceback" not in err
+    code, _, err = cli(
+        "upscale", image, "--model", sr_model, "--scale", 4, "--out", tmp_path / "o.png"
+    )
+    assert code == 2 and "x2, not x4" in err
+    code, _, err = cli("denoise", image, "--model", sr_model, "--out", tmp_path / "o.png")
+    assert code == 2 and "needs a denoise model" in err
+    grey = hub.save_model(small_model("denoise", channels=1), tmp_path / "grey")
+    code, _, err = cli("denoise", image, "--model", grey, "--out", tmp_path / "o.png")
+    assert code == 2 and "grey" in err
+    code, _, err = cli(
+        "upscale",
+        tmp_path / "missing.png",
+        "--model",
+        sr_model,
+        "--scale",
+        2,
+        "--out",
+        tmp_path / "o.png",
+    )
+    assert code == 2 and "does not exist" in err
