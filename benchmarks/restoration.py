@@ -10,14 +10,18 @@ Protocols (docs/benchmarks.md, "Restoration"):
   BayesShrink, and OpenCV's fastNlMeansDenoisingColored (h = hColor = 0.6 sigma, template 7,
   search 21) when cv2 is importable.
 - jpeg: PIL JPEG at quality q with 4:2:0 subsampling; RGB PSNR/SSIM against the JPEG input.
-- inpaint: the masks of benchmarks/masks.py (box 25%, free-form 15-25%); PSNR/SSIM inside the
-  hole's bounding box... PSNR over the hole pixels and SSIM over the hole's bounding box; the
-  baseline is OpenCV's Telea inpainting (radius 5) when cv2 is importable.
+- inpaint: the masks of benchmarks/masks.py (box 25%, free-form 15-25%); PSNR over the hole's
+  pixels and SSIM over the hole's bounding box; the baseline is OpenCV's Telea inpainting
+  (radius 5) when cv2 is importable.
+- colorize: the BT.601 grey of each photo (PIL "L", replicated to RGB) in; RGB PSNR/SSIM against
+  the original, and Hasler and Suesstrunk's colourfulness of the output, the grey input (0) and
+  the original.
 
     python benchmarks/restoration.py sr --model sr-x4 --sets CSet5 CSet14
     python benchmarks/restoration.py denoise --model denoise --sigmas 15 25 50
     python benchmarks/restoration.py jpeg --model jpeg --quality 10
     python benchmarks/restoration.py inpaint --model inpaint
+    python benchmarks/restoration.py colorize --model colorize
     python benchmarks/restoration.py speed --model sr-x4 --size 512
 """
 
@@ -71,8 +75,32 @@ def mean(rows: list[dict[str, Any]], key: str) -> float:
 
 
 # ------------------------------------------------------------------------------- tasks
+def _lpips() -> Any:
+    """LPIPS (VGG, v0.1) when its real weights are on this machine, else None."""
+    from pixelforge.features.lpips import LPIPS, LPIPSWeightsMissing
+
+    try:
+        return LPIPS().eval()
+    except LPIPSWeightsMissing:
+        return None
+
+
+def texture(out: np.ndarray, ref: np.ndarray, lpips: Any) -> dict[str, float]:
+    """How close the output's fine detail is to the original's: the noise-robust sharpness log
+    ratio (negative = blurrier than the original) and LPIPS when available."""
+    from pixelforge.metrics.sharpness import sharpness, sharpness_log_ratio
+
+    a, b = to_tensor(out)[None].double(), to_tensor(ref)[None].double()
+    row = {"sharpness_log_ratio": sharpness_log_ratio(sharpness(a), sharpness(b))}
+    if lpips is not None:
+        with torch.no_grad():
+            row["lpips"] = float(lpips(a.float(), b.float()).mean())
+    return row
+
+
 def bench_sr(model: Any, sets: list[str], scale: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
+    lpips = _lpips()
     for name in sets:
         rows = []
         for path in sorted(list_images(DATA / name)):
@@ -83,9 +111,11 @@ def bench_sr(model: Any, sets: list[str], scale: int) -> dict[str, Any]:
             bic = np.asarray(Image.fromarray(lr).resize((w, h), Image.BICUBIC))
             row: dict[str, Any] = {"image": path.stem}
             row["bicubic_psnr"], row["bicubic_ssim"] = scores(bic, hr, y=True, border=scale)
+            row |= {f"bicubic_{k}": v for k, v in texture(bic, hr, lpips).items()}
             if model is not None:
                 sr = run_model(model, lr)
                 row["model_psnr"], row["model_ssim"] = scores(sr, hr, y=True, border=scale)
+                row |= {f"model_{k}": v for k, v in texture(sr, hr, lpips).items()}
             rows.append(row)
         summary = {k: mean(rows, k) for k in rows[0] if k != "image"}
         result[name] = {"mean": summary, "images": rows}
@@ -197,6 +227,32 @@ def bench_inpaint(model: Any, folder: Path, masks: Path, limit: int) -> dict[str
     return result
 
 
+def colourfulness(image: np.ndarray) -> float:
+    """Hasler and Suesstrunk (2003) colourfulness: std and mean of the rg and yb opponent
+    channels, sigma_rgyb + 0.3 mu_rgyb (0 for a grey image; about 30-60 for everyday photos)."""
+    r, g, b = (image[..., i].astype(np.float64) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    sigma = float(np.hypot(rg.std(), yb.std()))
+    mu = float(np.hypot(rg.mean(), yb.mean()))
+    return sigma + 0.3 * mu
+
+
+def bench_colorize(model: Any, folder: Path, limit: int) -> dict[str, Any]:
+    rows = []
+    for path in sorted(list_images(folder))[:limit]:
+        clean = read_image(path)
+        grey = np.repeat(np.asarray(Image.fromarray(clean).convert("L"))[..., None], 3, axis=2)
+        row: dict[str, Any] = {"image": path.stem}
+        row["grey_psnr"], row["grey_ssim"] = scores(grey, clean)
+        row["truth_colourfulness"] = colourfulness(clean)
+        if model is not None:
+            out = run_model(model, grey)
+            row["model_psnr"], row["model_ssim"] = scores(out, clean)
+            row["model_colourfulness"] = colourfulness(out)
+        rows.append(row)
+    return {k: mean(rows, k) for k in rows[0] if k != "image"}
+
+
 def bench_speed(model: Any, size: int, rounds: int) -> dict[str, Any]:
     g = torch.Generator().manual_seed(0)
     image = torch.rand(3, size, size, generator=g)
@@ -217,7 +273,7 @@ def bench_speed(model: Any, size: int, rounds: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["sr", "denoise", "jpeg", "inpaint", "speed"])
+    parser.add_argument("task", choices=["sr", "denoise", "jpeg", "inpaint", "colorize", "speed"])
     parser.add_argument("--model", default=None, help="model dir or shipped name; none: baselines")
     parser.add_argument("--sets", nargs="+", default=["CSet5", "CSet14"])
     parser.add_argument("--scale", type=int, default=None)
@@ -242,6 +298,8 @@ def main() -> None:
         result = bench_denoise(model, args.folder, args.sigmas, args.limit)
     elif args.task == "jpeg":
         result = bench_jpeg(model, args.folder, args.quality, args.limit)
+    elif args.task == "colorize":
+        result = bench_colorize(model, args.folder, args.limit)
     elif args.task == "inpaint":
         result = bench_inpaint(model, args.folder, args.masks, args.limit)
     else:

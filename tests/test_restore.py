@@ -244,3 +244,11 @@ def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):
         tmp_path / "o.png",
     )
     assert code == 2 and "does not exist" in err
+
+
+def test_python_api_restores_a_path_or_a_tensor(sr_model):
+    import pixelforge
+
+    from_path = pixelforge.restore("upscale", BUTTERFLY, model=str(sr_model), scale=2)
+    from_tensor = pixelforge.restore("upscale", photo(), model=hub.load(sr_model))
+    assert from_path.shape == (3, 512, 512) and torch.equal(from_path, from_tensor)

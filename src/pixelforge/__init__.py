@@ -5,9 +5,9 @@
 >>> images = model.sample(16, seed=0)               # N x C x H x W floats in [0, 1]
 """
 
-from pixelforge.api import list_models, train
+from pixelforge.api import list_models, restore, train
 from pixelforge.errors import PixelforgeError
 from pixelforge.hub import load, save_model
 from pixelforge.version import __version__
 
-__all__ = ["PixelforgeError", "__version__", "list_models", "load", "save_model", "train"]
+__all__ = ["PixelforgeError", "__version__", "list_models", "load", "restore", "save_model", "train"]

@@ -35,6 +35,32 @@ def train(
     return Path(out)
 
 
+def restore(
+    command: str,
+    image: Any,
+    *,
+    model: Any = None,
+    scale: int | None = None,
+    mask: Any = None,
+    **options: Any,
+) -> Any:
+    """One image in, one image out, as the command of the same name: ``command`` is upscale,
+    denoise, restore-jpeg, colorize, inpaint or uncrop (``extend=``, ``side=``).
+
+    ``image`` is a path or a C x H x W float tensor in [0, 1]; ``mask`` likewise (white / 1 =
+    fill). Returns a C x H' x W' float tensor in [0, 1]. ``model`` is a loaded model, a MODEL spec
+    or None for the shipped default (``sr-x{scale}`` for upscale).
+    """
+    from pixelforge.tasks.image2image import read_as_tensor
+    from pixelforge.tasks.restore import restore_image
+
+    if isinstance(image, str | Path):
+        image = read_as_tensor(Path(image))
+    if isinstance(mask, str | Path):
+        mask = read_as_tensor(Path(mask), mode="L")
+    return restore_image(command, image, model=model, scale=scale, mask=mask, **options)
+
+
 def list_models() -> list[str]:
     """Names of the model families pixelforge can train."""
     from pixelforge.registry import list_families

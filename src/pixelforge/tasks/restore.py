@@ -97,6 +97,44 @@ def uncrop_canvas(
     return canvas, mask
 
 
+def restore_image(
+    command: str,
+    image: torch.Tensor,
+    *,
+    model: ImageToImage | str | None = None,
+    scale: int | None = None,
+    mask: torch.Tensor | None = None,
+    extend: float = 0.5,
+    side: str = "all",
+    tile: int = 512,
+    device: Any = "cpu",
+) -> torch.Tensor:
+    """Run ``command`` (upscale, denoise, restore-jpeg, colorize, inpaint, uncrop) on one image
+    (C x H x W in [0, 1]); returns the result in [0, 1]. ``model``: a loaded model, a MODEL spec
+    or None for the shipped default; ``mask`` (1 x H x W, 1 = fill) for inpaint."""
+    m = (
+        model
+        if isinstance(model, ImageToImage)
+        else load_for(command, model, scale=scale, device=device)
+    )
+    if getattr(m.config, "task", None) == "multi":  # a multi-task palette model: say which
+        m.set_task_for(command)  # type: ignore[operator]
+    if command == "inpaint" and mask is None:
+        raise ConfigError("inpaint needs --mask MASK.png (white = area to fill).")
+    if command != "inpaint" and mask is not None:
+        raise ConfigError(f"{command} takes no --mask.")
+    if command == "uncrop":
+        image, mask = uncrop_canvas(image, extend, side)
+    if m.in_channels == 1 and m.color_space == "rgb" and image.shape[0] == 3:
+        if not (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])):
+            raise ConfigError(
+                "this model works on grey images, but the image has colour; convert it to grey "
+                "first, or use a colour model."
+            )
+        image = image[:1]
+    return apply_model(m, image, mask=mask, tile=tile, device=device)
+
+
 def run_command(
     command: str,
     source: str | Path,
@@ -110,33 +148,19 @@ def run_command(
     tile: int = 512,
     device: Any = "cpu",
 ) -> list[Path]:
-    """Run ``command`` on an image or a folder; returns the files written."""
+    """Run ``command`` on an image or a folder of images; returns the files written."""
     m = load_for(command, model, scale=scale, device=device)
     name = model or default_model(command, scale)
-    if command in ("inpaint",) and mask is None:
-        raise ConfigError("inpaint needs --mask MASK.png (white = area to fill).")
-    if command != "inpaint" and mask is not None:
-        raise ConfigError(f"{command} takes no --mask.")
     pairs = input_output_pairs(source, out)
     if mask is not None and len(pairs) > 1:
         raise ConfigError("--mask goes with one image, not a folder.")
+    hole = None if mask is None else read_as_tensor(Path(mask), mode="L")
     written = []
     for src, dst in pairs:
-        image = read_as_tensor(src)
-        hole = None
-        if command == "inpaint":
-            assert mask is not None
-            hole = read_as_tensor(Path(mask), mode="L")
-        elif command == "uncrop":
-            image, hole = uncrop_canvas(image, extend, side)
-        if m.in_channels == 1 and m.color_space == "rgb":
-            if not (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])):
-                raise ConfigError(
-                    f"{name} works on grey images, but {src.name} has colour; convert it to "
-                    "grey first, or use a colour model."
-                )
-            image = image[:1]
-        result = apply_model(m, image, mask=hole, tile=tile, device=device)
+        result = restore_image(
+            command, read_as_tensor(src), model=m, mask=hole, extend=extend, side=side,
+            tile=tile, device=device,
+        )  # fmt: skip
         provenance = {
             "command": command,
             "model": str(name),
