@@ -77,10 +77,10 @@ def mean(rows: list[dict[str, Any]], key: str) -> float:
 # ------------------------------------------------------------------------------- tasks
 def _lpips() -> Any:
     """LPIPS (VGG, v0.1) when its real weights are on this machine, else None."""
-    from pixelforge.features.lpips import LPIPS, LPIPSWeightsMissing
+    from pixelforge.features.lpips import LPIPSWeightsMissing, lpips_vgg
 
     try:
-        return LPIPS().eval()
+        return lpips_vgg()
     except LPIPSWeightsMissing:
         return None
 
@@ -98,16 +98,28 @@ def texture(out: np.ndarray, ref: np.ndarray, lpips: Any) -> dict[str, float]:
     return row
 
 
-def bench_sr(model: Any, sets: list[str], scale: int) -> dict[str, Any]:
+def real_world_lr(hr: np.ndarray, scale: int, seed: int) -> np.ndarray:
+    """The "photos from the wild" low-resolution input: blur, random resize, noise, JPEG
+    (pixelforge.restoration.degrade.real_world), seeded by the image's index."""
+    from pixelforge.restoration.degrade import real_world
+
+    x = to_tensor(hr)[None]
+    return to_uint8(real_world(x, scale, torch.Generator().manual_seed(seed))[0])
+
+
+def bench_sr(model: Any, sets: list[str], scale: int, degradation: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     lpips = _lpips()
     for name in sets:
         rows = []
-        for path in sorted(list_images(DATA / name)):
+        for i, path in enumerate(sorted(list_images(DATA / name))):
             hr = read_image(path)
             h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
             hr = hr[:h, :w]
-            lr = np.asarray(Image.fromarray(hr).resize((w // scale, h // scale), Image.BICUBIC))
+            if degradation == "real":
+                lr = real_world_lr(hr, scale, i)
+            else:
+                lr = np.asarray(Image.fromarray(hr).resize((w // scale, h // scale), Image.BICUBIC))
             bic = np.asarray(Image.fromarray(lr).resize((w, h), Image.BICUBIC))
             row: dict[str, Any] = {"image": path.stem}
             row["bicubic_psnr"], row["bicubic_ssim"] = scores(bic, hr, y=True, border=scale)
@@ -277,6 +289,12 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model dir or shipped name; none: baselines")
     parser.add_argument("--sets", nargs="+", default=["CSet5", "CSet14"])
     parser.add_argument("--scale", type=int, default=None)
+    parser.add_argument(
+        "--degradation",
+        choices=["bicubic", "real"],
+        default="bicubic",
+        help="sr: LR by PIL bicubic (the standard protocol) or by the real-world pipeline",
+    )
     parser.add_argument("--sigmas", nargs="+", type=float, default=[15, 25, 50])
     parser.add_argument("--quality", nargs="+", type=int, default=[10])
     parser.add_argument("--folder", type=Path, default=DATA / "CBSD68")
@@ -293,7 +311,7 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.task == "sr":
         scale = args.scale or (model.scale if model is not None else 4)
-        result = bench_sr(model, args.sets, scale)
+        result = bench_sr(model, args.sets, scale, args.degradation)
     elif args.task == "denoise":
         result = bench_denoise(model, args.folder, args.sigmas, args.limit)
     elif args.task == "jpeg":

@@ -27,10 +27,16 @@ CSUN = (
 
 
 def budget(run: Path) -> dict[str, Any]:
-    """Steps and wall-clock minutes of the run, from its metrics.jsonl."""
+    """Steps and wall-clock minutes of the run, from its metrics.jsonl. A resumed run restarts
+    the elapsed clock, so each segment's last value is added up."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
-    last = rows[-1]
-    return {"steps": last["step"], "wall_minutes": round(last["elapsed_s"] / 60, 1)}
+    seconds, previous = 0.0, 0.0
+    for row in rows:
+        if row["elapsed_s"] < previous:  # a new segment (resumed run)
+            seconds += previous
+        previous = row["elapsed_s"]
+    seconds += previous
+    return {"steps": rows[-1]["step"], "wall_minutes": round(seconds / 60, 1)}
 
 
 def main() -> None:
@@ -43,8 +49,13 @@ def main() -> None:
     parser.add_argument("--limits", default="")
     parser.add_argument("--scores", type=Path, nargs="*", default=[], help="benchmark JSON files")
     parser.add_argument("--machine", default="2 CPU cores shared with other jobs, 1 torch thread")
+    parser.add_argument(
+        "--fp16", action="store_true", help="store the weights in float16 (half the size)"
+    )
     args = parser.parse_args()
     model = hub.load(args.run)
+    if args.fp16:  # loading casts them back to float32; re-measure the scores after
+        model = model.half()
     spent = budget(args.run)
     scores = {p.stem: json.loads(p.read_text())["result"] for p in args.scores}
     card = {
@@ -56,6 +67,7 @@ def main() -> None:
         "scores": {k: _means(v) for k, v in scores.items()},
         "scores_command": "see docs/benchmarks.md (Restoration)",
         "limits": args.limits,
+        "weights_dtype": "float16 (computed in float32)" if args.fp16 else "float32",
         "run_config": json.loads((args.run / runs.RUN_FILE).read_text())["config"],
     }
     out = hub.save_model(model, PRETRAINED / args.name, card=card)
