@@ -252,3 +252,12 @@ def test_python_api_restores_a_path_or_a_tensor(sr_model):
     from_path = pixelforge.restore("upscale", BUTTERFLY, model=str(sr_model), scale=2)
     from_tensor = pixelforge.restore("upscale", photo(), model=hub.load(sr_model))
     assert from_path.shape == (3, 512, 512) and torch.equal(from_path, from_tensor)
+
+
+def test_every_shipped_restoration_model_has_a_card_with_data_recipe_and_scores(cli):
+    for name in ("sr-x2", "sr-x4", "sr-x4-gan", "sr-x4-real", "denoise", "jpeg", "colorize"):
+        card = hub.read_model_meta(hub.shipped_models()[name])["card"]
+        assert "CSun_Hays80" in card["data"] and card["recipe"].startswith("pixelforge train")
+        assert card["scores"] and card["budget"] and card["limits"]
+    code, out, _ = cli("info", "sr-x4")
+    assert code == 0 and "CSun_Hays80" in out

@@ -248,13 +248,14 @@ def sample(
 @app.command()
 def info(
     path: Annotated[
-        Path, typer.Argument(help="A PNG made by pixelforge, a model dir or a run dir.")
+        Path,
+        typer.Argument(help="A PNG made by pixelforge, a model dir, a run dir or a shipped model."),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show how an image was made, or what a model or run is."""
     from pixelforge import runs
-    from pixelforge.hub import read_model_meta, resolve_model_dir
+    from pixelforge.hub import read_model_meta, resolve_model_dir, shipped_models
     from pixelforge.io.images import read_provenance
 
     if path.is_file():
@@ -269,8 +270,10 @@ def info(
         if runs.is_run_dir(path):
             latest = runs.latest_checkpoint(path)
             doc = {"run": str(path), "latest_step": latest[0] if latest else None, "model": doc}
+    elif str(path) in shipped_models():
+        doc = read_model_meta(shipped_models()[str(path)])
     else:
-        raise PixelforgeError(f"no such file or folder: {path}")
+        raise PixelforgeError(f"no such file, folder or shipped model: {path}")
     if as_json:
         out().print_json(json.dumps(doc))
     else:
