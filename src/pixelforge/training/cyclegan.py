@@ -31,8 +31,14 @@ from pixelforge.errors import ConfigError
 from pixelforge.models.cyclegan import CycleGAN, CycleGANConfig
 from pixelforge.models.pix2pix import to_channels
 from pixelforge.training.config import TINY_TRAIN, TrainConfig
-from pixelforge.training.pix2pix import Examples, gan_loss, paired_batch, triptychs
-from pixelforge.training.task import StepContext, TrainTask, frozen_copy
+from pixelforge.training.pix2pix import (
+    Examples,
+    KeepsExamples,
+    gan_loss,
+    paired_batch,
+    triptychs,
+)
+from pixelforge.training.task import StepContext, frozen_copy
 
 TINY: dict[str, Any] = {
     "model": {"image_size": 16, "ngf": 4, "ndf": 8, "n_blocks": 1, "d_layers": 2},
@@ -105,7 +111,7 @@ def _gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-class CycleGANTask(TrainTask):
+class CycleGANTask(KeepsExamples):
     """Trains ``G_AB``, ``G_BA`` (optimizer ``G``) and ``D_A``, ``D_B`` (optimizer ``D``)."""
 
     def __init__(self, model_config: CycleGANConfig, train_config: CycleGANTrainConfig) -> None:
@@ -151,12 +157,6 @@ class CycleGANTask(TrainTask):
             "G": adam([*self.g_ab.parameters(), *self.g_ba.parameters()]),
             "D": adam([*self.d_a.parameters(), *self.d_b.parameters()]),
         }
-
-    def attach_data(self, dataset: Any) -> None:
-        """Keep the first images of each domain for the sample grid."""
-        examples = self.modules["examples"]
-        assert isinstance(examples, Examples)
-        examples.keep_dataset(dataset)
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext

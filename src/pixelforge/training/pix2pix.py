@@ -126,7 +126,17 @@ def triptychs(panels: list[torch.Tensor]) -> torch.Tensor:
     return ((row + 1) / 2).clamp(0, 1).cpu()
 
 
-class Pix2PixTask(TrainTask):
+class KeepsExamples(TrainTask):
+    """A task with an :class:`Examples` module ("examples") filled from the training set."""
+
+    def attach_data(self, dataset: Any) -> None:
+        """Keep the first training images for the sample grid (also before the first step)."""
+        examples = self.modules["examples"]
+        assert isinstance(examples, Examples)
+        examples.keep_dataset(dataset)
+
+
+class Pix2PixTask(KeepsExamples):
     """Trains the generator (module ``G``, EMA copy ``G_ema`` when ``train.ema_decay > 0``) and
     the conditional PatchGAN (module ``D``)."""
 
@@ -151,12 +161,6 @@ class Pix2PixTask(TrainTask):
             )
 
         self.optimizers = {"D": adam(self.discriminator), "G": adam(self.model.generator)}
-
-    def attach_data(self, dataset: Any) -> None:
-        """Keep the first training pairs for the sample grid (also before the first step)."""
-        examples = self.modules["examples"]
-        assert isinstance(examples, Examples)
-        examples.keep_dataset(dataset)
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext
