@@ -255,7 +255,8 @@ def test_python_api_restores_a_path_or_a_tensor(sr_model):
 
 
 def test_every_shipped_restoration_model_has_a_card_with_data_recipe_and_scores(cli):
-    for name in ("sr-x2", "sr-x4", "sr-x4-gan", "sr-x4-real", "denoise", "jpeg", "colorize"):
+    names = ("sr-x2", "sr-x4", "sr-x4-gan", "sr-x4-real", "denoise", "jpeg", "colorize", "inpaint")
+    for name in names:
         card = hub.read_model_meta(hub.shipped_models()[name])["card"]
         assert "CSun_Hays80" in card["data"] and card["recipe"].startswith("pixelforge train")
         assert card["scores"] and card["budget"] and card["limits"]
