@@ -74,7 +74,9 @@ def rows(models: dict[str, str]) -> list[tuple[str, list[tuple[np.ndarray, str]]
         mask[50:110, 50:110] = 1
         holed = (photo * (1 - mask[..., None])).astype(np.uint8)
         filled = array(
-            apply_model(hub.load(models["inpaint"]), tensor(photo), mask=torch.from_numpy(mask)[None])
+            apply_model(
+                hub.load(models["inpaint"]), tensor(photo), mask=torch.from_numpy(mask)[None]
+            )
         )
         out.append(("inpaint", [(holed, "hole"), (filled, "filled"), (photo, "original")]))
     return out

@@ -10,4 +10,12 @@ from pixelforge.errors import PixelforgeError
 from pixelforge.hub import load, save_model
 from pixelforge.version import __version__
 
-__all__ = ["PixelforgeError", "__version__", "list_models", "load", "restore", "save_model", "train"]
+__all__ = [
+    "PixelforgeError",
+    "__version__",
+    "list_models",
+    "load",
+    "restore",
+    "save_model",
+    "train",
+]
