@@ -246,7 +246,7 @@ def test_without_a_shipped_model_remove_bg_says_how_to_get_one(tmp_path, cli, mo
 # ------------------------------------------------------------------------------ shipped model
 def test_shipped_model_beats_the_all_foreground_baseline():
     if "matting" not in hub.shipped_models():
-        pytest.skip("no shipped matting model")
+        pytest.fail("the matting model must ship with pixelforge")
     # held-out composites: the shapes' test stream on the held-out photos (emoji need the font
     # and take seconds to draw; benchmarks/matting.py measures them)
     source = composite_source("test", seed=20261122, emoji=False)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelforge.errors import ConfigError
+from pixelforge.restoration.masks import check_mask
 
 Task = Literal["denoise", "inpaint", "upscale"]
 TASKS: tuple[str, ...] = get_args(Task)
@@ -277,33 +278,6 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def check_mask(mask: np.ndarray, height: int, width: int, name: str = "the mask") -> np.ndarray:
-    """Validate an inpainting mask against an image of ``height`` x ``width``; returns it as a
-    bool H x W array (True = hole). Raises ConfigError if it does not fit, has no hole or is all
-    hole."""
-    m = np.asarray(mask)
-    if m.ndim == 3 and m.shape[2] == 1:
-        m = m[..., 0]
-    if m.ndim != 2:
-        raise ConfigError(f"{name} must be one H x W channel, got shape {m.shape}.")
-    if m.shape != (height, width):
-        raise ConfigError(
-            f"{name} is {m.shape[1]}x{m.shape[0]} but the image is {width}x{height} (width x "
-            "height); make a mask of the same size as the image."
-        )
-    hole = m != 0
-    if not hole.any():
-        raise ConfigError(
-            f"{name} has no hole (no white pixel): paint the pixels to fill white (> 127)."
-        )
-    if hole.all():
-        raise ConfigError(
-            f"{name} is all hole (every pixel white): nothing is known to fit; keep some pixels "
-            "black."
-        )
-    return hole
-
-
 def read_mask(path: str | os.PathLike[str], height: int, width: int) -> np.ndarray:
     """Read an inpainting mask with :func:`pixelforge.io.images.read_image`: white = hole (any
     grey > 127 counts as hole). Returns bool H x W; see :func:`check_mask`."""
@@ -341,7 +315,6 @@ __all__ = [
     "DIPNetConfig",
     "DIPResult",
     "SkipNet",
-    "check_mask",
     "deep_image_prior",
     "read_mask",
 ]

@@ -15,6 +15,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pixelforge.errors import ConfigError
+
 
 def box_mask(
     height: int,
@@ -102,3 +104,32 @@ def border_mask(height: int, width: int, *, keep: float = 0.5, side: str = "all"
     else:
         raise ValueError("side must be all, left, right, top or bottom")
     return mask
+
+
+def check_mask(mask: np.ndarray, height: int, width: int, name: str = "the mask") -> np.ndarray:
+    """Validate a mask (non-zero = hole) against an image of ``height`` x ``width``; returns it
+    as a bool H x W array. Raises ConfigError when it has another size, no hole or no known
+    pixel, saying what to do."""
+    m = np.asarray(mask)
+    if m.ndim == 3 and m.shape[0] == 1:
+        m = m[0]
+    if m.ndim == 3 and m.shape[2] == 1:
+        m = m[..., 0]
+    if m.ndim != 2:
+        raise ConfigError(f"{name} must be one H x W channel, got shape {m.shape}.")
+    if m.shape != (height, width):
+        raise ConfigError(
+            f"{name} is {m.shape[1]}x{m.shape[0]} but the image is {width}x{height} (width x "
+            "height); make a mask of the same size as the image (white = area to fill)."
+        )
+    hole = m != 0
+    if not hole.any():
+        raise ConfigError(
+            f"{name} is empty: it has no hole (no white pixel); paint the area to fill in white."
+        )
+    if hole.all():
+        raise ConfigError(
+            f"{name} is all hole: it covers the whole image (every pixel white); keep some of "
+            "the image known (black)."
+        )
+    return hole

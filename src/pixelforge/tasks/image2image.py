@@ -16,6 +16,7 @@ from pixelforge.errors import PixelforgeError
 from pixelforge.io.images import list_images, read_image
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
+from pixelforge.restoration.masks import check_mask
 from pixelforge.tasks.tiling import run_tiled
 
 
@@ -24,28 +25,6 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
-
-
-def check_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """A 1 x H x W mask of 0/1 (1 = fill) checked against the image size; errors a user can act on."""
-    if mask.ndim == 3 and mask.shape[0] > 1:
-        mask = mask[:1]
-    if mask.ndim == 2:
-        mask = mask[None]
-    if tuple(mask.shape[-2:]) != (height, width):
-        raise PixelforgeError(
-            f"the mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {width}x{height}; "
-            "give a mask of the same size (white = area to fill)."
-        )
-    binary = (mask > 0.5).float()
-    covered = float(binary.mean())
-    if covered == 0.0:
-        raise PixelforgeError("the mask is empty (all black): paint the area to fill in white.")
-    if covered == 1.0:
-        raise PixelforgeError(
-            "the mask covers the whole image (all white): leave some of the image known (black)."
-        )
-    return binary
 
 
 @torch.no_grad()
@@ -86,7 +65,9 @@ def apply_model(
     if model.takes_mask:
         if mask is None:
             raise PixelforgeError("this model fills a masked area: give --mask MASK.png.")
-        m = check_mask(mask, h, w)[None]
+        first = mask[:1] if mask.ndim == 3 else mask  # one channel of a grey or RGB mask
+        hole = check_mask((first > 0.5).cpu().numpy(), h, w)
+        m = torch.from_numpy(hole).float()[None, None]
         x = x * (1 - m)  # the hole's pixels are unknown to the model
 
     def fn(xt: torch.Tensor, mt: torch.Tensor | None) -> torch.Tensor:
