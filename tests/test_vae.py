@@ -80,7 +80,8 @@ def test_shapes_range_and_reconstruction(variational):
     s = model.sample(6, seed=3)
     assert s.shape == (6, 3, 16, 16)
     assert float(s.min()) >= 0 and float(s.max()) <= 1
-    assert torch.equal(s, model.sample(6, seed=3, batch_size=4))
+    # the same images whatever the batch size (to float rounding: kernels vary with the batch)
+    assert torch.allclose(s, model.sample(6, seed=3, batch_size=4), atol=1e-6)
 
 
 def test_kl_is_zero_for_the_autoencoder_and_positive_for_the_vae():

@@ -17,5 +17,15 @@ __all__ = [
     "load",
     "restore",
     "save_model",
+    "stylize",
     "train",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # pixelforge.stylize (tasks/stylize.py) is imported on first use: it loads every family
+    if name == "stylize":
+        from pixelforge.tasks.stylize import stylize
+
+        return stylize
+    raise AttributeError(f"module 'pixelforge' has no attribute '{name}'")

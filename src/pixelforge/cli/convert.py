@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pixelforge.cli.fast_style_import import import_fast_style
 from pixelforge.cli.junyanz import import_junyanz
 
 export_app = typer.Typer(
@@ -19,6 +20,7 @@ import_app = typer.Typer(
     no_args_is_help=True,
 )
 import_app.command("junyanz")(import_junyanz)
+import_app.command("fast-style")(import_fast_style)
 
 
 def _console() -> Console:

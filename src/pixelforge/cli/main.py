@@ -23,6 +23,7 @@ from pixelforge.cli.latent import latent_app
 from pixelforge.cli.matting import composite, remove_bg
 from pixelforge.cli.restore import register as register_restore
 from pixelforge.cli.study import study_app
+from pixelforge.cli.stylize import stylize
 from pixelforge.cli.translate import translate
 from pixelforge.errors import ConfigError, PixelforgeError
 
@@ -49,6 +50,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
 app.add_typer(study_app, name="study")
 app.command()(translate)
+app.command()(stylize)
 register_restore(app)
 app.command()(dip)
 app.command("remove-bg")(remove_bg)

@@ -158,3 +158,21 @@ register(
         kind="image2image",
     )
 )
+
+# ---- fast-style (Johnson et al. 2016 fast neural style) ----
+from pixelforge.models.fast_style import FastStyle, FastStyleConfig  # noqa: E402
+from pixelforge.training.fast_style import TINY as FAST_STYLE_TINY  # noqa: E402
+from pixelforge.training.fast_style import FastStyleTask, FastStyleTrainConfig  # noqa: E402
+
+register(
+    Family(
+        name="fast-style",
+        summary="Fast neural style (Johnson et al.): feed-forward transformer net, VGG16 content + Gram style loss",
+        config_cls=FastStyleConfig,
+        train_config_cls=FastStyleTrainConfig,
+        model_cls=FastStyle,
+        task_cls=FastStyleTask,
+        tiny=FAST_STYLE_TINY,
+        kind="image2image",
+    )
+)

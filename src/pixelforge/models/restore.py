@@ -10,7 +10,8 @@ Two fully convolutional architectures:
 - ``unet`` (every other task by default): a U-Net of residual blocks with ``depth`` halvings and
   dilated blocks at the bottom, for a receptive field that covers JPEG blocks, noise and holes.
   Its output is added to the input (denoise, JPEG, inpainting, uncropping) or is the a/b colour of
-  the L input (colorization).
+  the L input (colorization). Inpainting and uncropping networks see the image with its hole
+  filled by a smooth extension of the known pixels (``fill``) and the mask, and correct that fill.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import nn
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
 from pixelforge.models.image2image import ImageToImage
+from pixelforge.restoration.masks import smooth_fill
 
 Task = Literal["sr", "denoise", "jpeg", "colorize", "inpaint", "uncrop"]
 TASKS: tuple[str, ...] = ("sr", "denoise", "jpeg", "colorize", "inpaint", "uncrop")
@@ -41,6 +43,9 @@ class RestoreConfig:
     width: int = 48  # feature maps at full resolution
     blocks: int = 6  # residual blocks (resnet: in the body; unet: at the bottom level)
     depth: int = 3  # unet: number of halvings (input sides are padded to 2**depth)
+    # inpaint/uncrop: the hole's starting guess, which the network corrects: "smooth" (push-pull
+    # extension of the surrounding pixels) or "zero" (mid-grey)
+    fill: Literal["smooth", "zero"] = "smooth"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -55,6 +60,8 @@ class RestoreConfig:
             raise ConfigError("model.arch=unet does not upscale; use arch=resnet for sr.")
         if self.network == "resnet" and self.task in ("inpaint", "uncrop"):
             raise ConfigError("inpaint and uncrop models need arch=unet (a large receptive field).")
+        if self.fill not in ("smooth", "zero"):
+            raise ConfigError(f"model.fill must be smooth or zero, got '{self.fill}'.")
         if self.channels is not None and self.channels not in (1, 3):
             raise ConfigError(f"model.channels must be 1 or 3, got {self.channels}.")
         if self.task == "colorize" and self.channels == 1:
@@ -164,6 +171,7 @@ class RestoreModel(ImageToImage):
     """A restoration network (see the module docstring); ``translate`` maps [-1, 1] to [-1, 1]."""
 
     family = "restore"
+    config: RestoreConfig
 
     def __init__(self, config: RestoreConfig) -> None:
         super().__init__()
@@ -191,11 +199,16 @@ class RestoreModel(ImageToImage):
             self.net = UNet(cin, self.out_channels, config.width, config.blocks, config.depth)
             self._residual = config.task != "colorize"
 
+    def prepare(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.config.fill == "smooth":
+            return smooth_fill(x, mask)
+        return x * (1 - mask)
+
     def translate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.takes_mask:
             if mask is None:
                 raise ConfigError("this model fills a masked area: it needs a mask.")
-            inp = torch.cat([x * (1 - mask), mask * 2 - 1], dim=1)
-            return x * (1 - mask) + self.net(inp) if self._residual else self.net(inp)
+            start = self.prepare(x, mask)
+            return start + self.net(torch.cat([start, mask * 2 - 1], dim=1))
         y = self.net(x)
         return x + y if self._residual else y

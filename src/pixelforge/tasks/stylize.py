@@ -1,0 +1,217 @@
+"""Style transfer over images and folders: Gatys optimisation or a saved fast-style model.
+
+:func:`stylize` is the Python API (``pixelforge.stylize``); :func:`run_stylize` is what
+``pixelforge stylize`` calls (files and folders in, PNGs out). The math lives in
+:mod:`pixelforge.style.gatys`; colour preservation in :mod:`pixelforge.style.color`.
+
+Order of operations: stylize (at the processed size), then ``preserve_color`` (the content's
+chroma, the stylized luminance), then ``strength`` (a linear blend with the content in pixel
+space: 0 = the content, 1 = the full style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelforge.errors import ConfigError, PixelforgeError
+from pixelforge.io.images import image_info, write_png
+from pixelforge.style.builtin import BUILTIN_STYLES, is_builtin, render_style
+from pixelforge.style.color import preserve_color as _preserve_color
+from pixelforge.style.gatys import (
+    Callback,
+    GatysConfig,
+    as_rgb,
+    fit_longest,
+    resize,
+    style_transfer,
+    style_vgg,
+)
+from pixelforge.tasks.image2image import apply_model, input_output_pairs, read_as_tensor
+
+METHODS = ("gatys",)
+StyleSpec = str | Path | torch.Tensor
+BUILTIN_MIN_SIDE = 256  # built-in styles are drawn with at least this longest side
+
+
+def check_strength(strength: float) -> float:
+    """``strength`` if it is in [0, 1], else a :class:`ConfigError`."""
+    s = float(strength)
+    if not 0.0 <= s <= 1.0:
+        raise ConfigError(
+            f"strength must be between 0 (the content) and 1 (full style), got {strength}."
+        )
+    return s
+
+
+def load_style(spec: StyleSpec, content_hw: tuple[int, int], seed: int = 0) -> torch.Tensor:
+    """A style image as 3 x H x W in [0, 1]: a tensor, ``builtin:NAME`` (drawn with the
+    content's aspect ratio, longest side max(256, content's)) or an image file."""
+    if isinstance(spec, torch.Tensor):
+        return as_rgb(spec)
+    if is_builtin(spec):
+        hw = fit_longest(content_hw, max(BUILTIN_MIN_SIDE, max(content_hw)))
+        array = render_style(str(spec), hw, seed)
+        return torch.from_numpy(array).permute(2, 0, 1).float() / 255
+    path = Path(spec)
+    if not path.is_file():
+        hint = f" Built-in styles: {', '.join('builtin:' + n for n in BUILTIN_STYLES)}."
+        raise PixelforgeError(f"style image not found: {path}.{hint}")
+    return as_rgb(read_as_tensor(path))
+
+
+def check_styles(specs: Sequence[StyleSpec]) -> None:
+    """Fail before any work on a missing style file or an unknown built-in name."""
+    for sp in specs:
+        if is_builtin(sp):
+            render_style(str(sp), 8)
+        elif not isinstance(sp, torch.Tensor):
+            if not Path(sp).is_file():
+                load_style(sp, (8, 8))  # the "not found" error
+            image_info(sp)  # an unreadable file fails here, before the VGG is built
+
+
+def _load_model(model: Any, device: Any) -> Any:
+    from pixelforge import hub
+    from pixelforge.models.image2image import ImageToImage
+
+    m = model if isinstance(model, torch.nn.Module) else hub.load(model, device=device)
+    if not isinstance(m, ImageToImage) or m.takes_mask or m.scale != 1:
+        raise ConfigError(
+            f"{model} is a {getattr(m, 'family', '?')} model; stylize --model needs an "
+            "image-to-image style model (a fast-style model dir)."
+        )
+    return m
+
+
+def stylize(
+    content: str | Path | torch.Tensor,
+    style: StyleSpec | Sequence[StyleSpec] | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+    method: str = "gatys",
+    model: Any = None,
+    strength: float = 1.0,
+    preserve_color: bool = False,
+    config: GatysConfig | None = None,
+    device: torch.device | str = "cpu",
+    callback: Callback | None = None,
+    network: Any = None,
+    tile: int = 512,
+    **options: Any,
+) -> torch.Tensor:
+    """Stylize one image; returns 3 x H' x W' floats in [0, 1].
+
+    ``content``: a path or a C x H x W tensor in [0, 1] (grey allowed). Either ``style`` (a
+    path, ``"builtin:NAME"`` or a tensor, or a list of them mixed by ``style_weights``) for
+    Gatys optimisation - ``options`` are :class:`~pixelforge.style.gatys.GatysConfig` fields
+    (``iterations=``, ``size=``, ``scales=``, ...; an unknown one is an error) - or ``model``
+    (a loaded image-to-image model, model dir or shipped name) run over the whole image at its
+    own size. ``strength`` in [0, 1] blends with the content (0: the content, 1: full style),
+    after ``preserve_color`` (keep the content's colours, take the stylized luminance).
+    """
+    s = check_strength(strength)
+    if (style is None) == (model is None):
+        raise ConfigError("give exactly one of style (Gatys optimisation) or model (fast style).")
+    image = read_as_tensor(Path(content)) if isinstance(content, str | Path) else content
+    c = as_rgb(image)
+    if model is not None:
+        if options or config is not None or style_weights is not None:
+            raise ConfigError("model runs a saved style; it takes no style options.")
+        m = _load_model(model, device)
+        styled = apply_model(m, c, tile=tile, device=device).cpu()
+        styled = as_rgb(styled)
+    else:
+        if method not in METHODS:
+            raise ConfigError(f"unknown method '{method}'; known: {', '.join(METHODS)}.")
+        cfg = GatysConfig.with_options(config, **options)
+        specs = [style] if isinstance(style, str | Path | torch.Tensor) else list(style or [])
+        content_hw = fit_longest((int(c.shape[-2]), int(c.shape[-1])), cfg.size)
+        styles = [load_style(sp, content_hw, cfg.seed) for sp in specs]
+        styled, _ = style_transfer(
+            c, styles, style_weights=style_weights, config=cfg, network=network,
+            device=device, callback=callback,
+        )  # fmt: skip
+    base = resize(c, (int(styled.shape[-2]), int(styled.shape[-1])))
+    if preserve_color:
+        styled = _preserve_color(styled, base)
+    if s == 1.0:
+        return styled
+    if s == 0.0:
+        return base.clone()
+    return (1 - s) * base + s * styled
+
+
+def run_stylize(
+    source: str | Path,
+    out: str | Path,
+    *,
+    style: Sequence[StyleSpec] | None = None,
+    style_weights: Sequence[float] | None = None,
+    model: str | None = None,
+    strength: float = 1.0,
+    preserve_color: bool = False,
+    config: GatysConfig | None = None,
+    device: Any = "cpu",
+    callback_for: Any = None,
+    network: Any = None,
+    command: str = "pixelforge stylize",
+) -> list[Path]:
+    """Stylize an image or a folder of images into ``out``; returns the files written.
+
+    ``callback_for(name)`` may return a progress callback for each image. The VGG (Gatys) or the
+    model is loaded once for the whole folder.
+    """
+    check_strength(strength)
+    if (not style) == (model is None):
+        raise ConfigError(
+            "give exactly one of --style (Gatys optimisation) or --model (fast style)."
+        )
+    pairs = input_output_pairs(source, out)
+    cfg = config or GatysConfig()
+    if style:
+        check_styles(style)
+        if style_weights is not None and len(style_weights) != len(style):
+            raise ConfigError(
+                f"give one --style-weight per --style: {len(style)} style(s), "
+                f"{len(style_weights)} weight(s)."
+            )
+        net = network if network is not None else style_vgg(device=device)
+        m = None
+    else:
+        net, m = None, _load_model(model, device)
+    written = []
+    for src, dst in pairs:
+        cb = callback_for(src.name) if callback_for is not None else None
+        result = stylize(
+            src, None if m is not None else list(style or []), style_weights=style_weights,
+            model=m, strength=strength, preserve_color=preserve_color,
+            config=None if m is not None else cfg, device=device, callback=cb, network=net,
+        )  # fmt: skip
+        provenance: dict[str, Any] = {
+            "command": command,
+            "kind": "style transfer",
+            "source": src.name,
+            "strength": strength,
+            "preserve_color": preserve_color,
+        }
+        if m is not None:
+            provenance.update(model=str(model), model_sha256=getattr(m, "model_sha256", None))
+        else:
+            provenance.update(
+                method="gatys",
+                style=[str(sp) for sp in style or []],
+                style_weights=list(style_weights) if style_weights else None,
+                iterations=cfg.iterations,
+                optimizer=cfg.optimizer,
+                size=cfg.size,
+                scales=list(cfg.scales),
+                seed=cfg.seed,
+                vgg_weights=getattr(net, "weights_sha256", None),
+            )
+        write_png(dst, result, provenance)
+        written.append(dst)
+    return written

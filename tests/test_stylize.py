@@ -1,0 +1,160 @@
+"""Style transfer: Gatys optimisation, colour preservation, strength, built-in styles, the CLI."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pixelforge.features.vgg import RandomWeightsWarning
+from pixelforge.io.images import write_png
+from pixelforge.restoration.color import rgb_to_lab
+from pixelforge.style.builtin import BUILTIN_STYLES, render_style
+from pixelforge.style.color import preserve_color
+from pixelforge.style.gatys import (
+    GatysConfig,
+    GatysObjective,
+    prepare_style,
+    style_transfer,
+    style_vgg,
+)
+from pixelforge.tasks.image2image import apply_model, read_as_tensor
+from pixelforge.tasks.stylize import stylize
+
+from conftest import FIXTURES
+
+BUTTERFLY = FIXTURES / "photos" / "set5-butterfly.png"
+
+
+@pytest.fixture(scope="module")
+def net():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return style_vgg()
+
+
+def photo(side: int = 40) -> torch.Tensor:
+    x = read_as_tensor(BUTTERFLY)
+    return torch.nn.functional.interpolate(x[None], size=(side, side), mode="area")[0]
+
+
+def builtin(name: str, side: int = 64) -> torch.Tensor:
+    return torch.from_numpy(render_style(name, side)).permute(2, 0, 1).float() / 255
+
+
+def test_gatys_lowers_the_style_loss_and_keeps_the_content(net):
+    content, style = photo(64), builtin("strokes", 64)
+    cfg = GatysConfig(size=64, iterations=30)  # the default weights
+    image, losses = style_transfer(content, style, config=cfg, network=net)
+    assert image.shape == (3, 64, 64) and image.min() >= 0 and image.max() <= 1
+    objective = GatysObjective(net, content, [prepare_style(style, (64, 64))], config=cfg)
+    before = objective.values(content)
+    noise = objective.values(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    assert losses["style"] < 0.5 * before["style"]  # the style term really went down ...
+    assert losses["content"] < 0.75 * noise["content"]  # ... while the content stayed
+    assert losses["total"] < before["total"]
+    assert set(losses) >= {"content", "style", "tv", "total"}
+
+
+def test_preserve_color_keeps_the_contents_chroma_and_takes_the_styles_luminance():
+    content = photo(32)
+    g = torch.Generator().manual_seed(1)
+    styled = (0.25 + 0.5 * torch.rand(3, 32, 32, generator=g)).clamp(0, 1)
+    out = preserve_color(styled, content)
+    lab_out, lab_c, lab_s = (rgb_to_lab(x[None])[0] for x in (out, content, styled))
+    assert (lab_out[1:] - lab_c[1:]).abs().mean() < 2.0  # a/b in [-110, 110]
+    assert (lab_out[0] - lab_s[0]).abs().mean() < 2.0  # L in [0, 100]
+    assert (lab_out[0] - lab_c[0]).abs().mean() > 5.0
+
+
+def test_strength_0_is_the_content_and_half_is_the_midpoint(tmp_path):
+    from pixelforge import hub
+    from pixelforge.models.restore import RestoreConfig, RestoreModel
+
+    torch.manual_seed(0)  # a tiny image-to-image model stands in for a fast-style model
+    model = RestoreModel(RestoreConfig(task="denoise", image_size=32, width=8, blocks=1))
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    hub.save_model(model.eval(), tmp_path / "m")
+    content = photo(36)[:, :, :30]
+    full = stylize(content, model=tmp_path / "m", strength=1.0)
+    assert torch.allclose(full, apply_model(model, content), atol=1e-6)
+    assert torch.equal(stylize(content, model=tmp_path / "m", strength=0.0), content)
+    half = stylize(content, model=tmp_path / "m", strength=0.5)
+    assert torch.allclose(half, (content + full) / 2, atol=1e-6)
+    with pytest.raises(Exception, match="strength must be between 0"):
+        stylize(content, model=tmp_path / "m", strength=1.5)
+
+
+def test_multi_scale_returns_the_requested_size(net):
+    content = photo(48)[:, :, :36]  # 48 high, 36 wide
+    out = stylize(content, "builtin:mosaic", size=40, scales=(0.5, 1.0), iterations=3, network=net)
+    assert out.shape == (3, 40, 30)
+
+
+def test_grey_content_and_a_tiny_style_image_work(net):
+    grey = photo(32).mean(0, keepdim=True)
+    tiny = builtin("pointillism", 8)
+    with pytest.warns(UserWarning, match="style image is small"):
+        out = stylize(grey, tiny, iterations=3, size=32, preserve_color=True, network=net)
+    assert out.shape == (3, 32, 32)
+    assert (out[0] - out[1]).abs().max() < 0.02 and (out[1] - out[2]).abs().max() < 0.02
+
+
+def test_builtin_styles_are_deterministic_and_differ():
+    images = {n: render_style(n, (40, 56), seed=3) for n in BUILTIN_STYLES}
+    for name, image in images.items():
+        assert image.shape == (40, 56, 3) and image.dtype == np.uint8
+        assert np.array_equal(image, render_style(name, (40, 56), seed=3))
+        assert not np.array_equal(image, render_style(name, (40, 56), seed=4))
+        assert image.std() > 20  # strong texture, not a flat colour
+    names = list(images)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert np.abs(images[a].astype(int) - images[b].astype(int)).mean() > 20
+
+
+def _folder(root: Path, names: list[str]) -> Path:
+    root.mkdir()
+    for i, name in enumerate(names):
+        write_png(root / name, np.full((20 + i, 24, 3), 60 * i + 40, np.uint8))
+    return root
+
+
+def test_cli_folder_in_folder_out_with_the_same_names(tmp_path, cli):
+    src = _folder(tmp_path / "in", ["a.png", "b.png"])
+    code, out, err = cli(
+        "stylize", src, "--style", "builtin:cubist", "--iterations", "2", "--size", "24",
+        "--out", tmp_path / "out", "--no-progress", "--threads", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert "pixelforge weights fetch vgg19" in err  # the random-VGG note (no weights here)
+    assert "2 images" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--style", "/no/such/style.png"], "style image not found"),
+        (["--style", "BAD"], "is not a PNG, JPEG"),  # an unreadable style file (see below)
+        (["CONTENT_BAD", "--style", "builtin:mosaic"], "is not a PNG, JPEG"),
+        (["--style", "builtin:monet"], "unknown built-in style 'monet'"),
+        (["--style", "builtin:mosaic", "--strength", "1.5"], "strength must be between 0"),
+        ([], "exactly one of --style"),
+        (["--style", "builtin:mosaic", "--model", "x"], "exactly one of --style"),
+    ],
+)
+def test_cli_mistakes_end_with_one_clear_line(args, needle, tmp_path, cli):
+    src = _folder(tmp_path / "in", ["a.png"])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    content = bad if args[:1] == ["CONTENT_BAD"] else src / "a.png"
+    args = [str(bad) if a == "BAD" else a for a in args if a != "CONTENT_BAD"]
+    code, out, err = cli("stylize", content, *args, "--out", tmp_path / "o.png")
+    assert code != 0
+    assert needle in err and "Traceback" not in err + out
+    assert err.startswith("error: ") and not (tmp_path / "o.png").exists()
