@@ -71,6 +71,23 @@ def test_trains_then_stylizes_any_size_and_records_the_style(tmp_path):
         assert out.shape == (3, h, w) and bool(torch.isfinite(out).all())
 
 
+def test_stylize_command_runs_a_trained_model_with_strength(tmp_path, cli):
+    style = _style(tmp_path / "style.png")
+    _train(tmp_path / "run", style)
+    content = _style(tmp_path / "photo.png", seed=3)  # 40 x 56, any image will do
+    code, _, err = cli(
+        "stylize", content, "--model", tmp_path / "run", "--strength", "0.5", "--out",
+        tmp_path / "half.png", "--threads", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    x = torch.from_numpy(np.asarray(Image.open(content).convert("RGB")).copy())
+    x = x.permute(2, 0, 1).float() / 255
+    full = apply_model(hub.load(tmp_path / "run"), x)
+    half = np.asarray(Image.open(tmp_path / "half.png").convert("RGB")).astype(np.float64) / 255
+    expected = ((x + full) / 2).permute(1, 2, 0).numpy()
+    assert half.shape == expected.shape and np.abs(half - expected).max() <= 1 / 255 + 1e-6
+
+
 def test_resume_keeps_the_style_even_when_the_file_is_gone(tmp_path):
     style = _style(tmp_path / "style.png")
     trainer = _train(tmp_path / "run", style)

@@ -308,7 +308,8 @@ def shipped_models() -> dict[str, Path]:
 
 
 def resolve_model_dir(spec: str | Path) -> Path:
-    """The model dir a MODEL argument names: a model dir, a run dir, or a shipped model's name.
+    """The model dir a MODEL argument names: a model dir, a run dir, one checkpoint of a run, or
+    a shipped model's name.
 
     An existing path wins over a name. A run dir resolves to the model (EMA weights) of its
     latest checkpoint.
@@ -324,6 +325,8 @@ def resolve_model_dir(spec: str | Path) -> Path:
                     f"run {p} has no checkpoint yet; train it longer or wait for the first save."
                 )
             return latest[1] / runs.MODEL_SUBDIR
+        if (p / runs.MODEL_SUBDIR / CONFIG_NAME).is_file():  # one checkpoint of a run
+            return p / runs.MODEL_SUBDIR
         raise ModelLoadError(
             f"{p} is neither a model dir (no {CONFIG_NAME}) nor a run dir (no {runs.RUN_FILE})."
         )
