@@ -4,7 +4,7 @@ The card records what a user needs to trust and reproduce the model: the trainin
 provenance, the recipe (the exact training command), the budget actually spent (steps and wall
 minutes, read from the run's metrics.jsonl) and the scores measured by the benchmark scripts.
 
-    python benchmarks/ship_model.py RUN NAME --summary "..." --command "pixelforge train ..." \\
+    python benchmarks/ship_model.py RUN[/checkpoints/step-N] NAME --summary "..." --command "pixelforge train ..." \\
         --scores benchmarks/results/sr-x4.json --limits "..."
 """
 
@@ -26,10 +26,14 @@ CSUN = (
 )
 
 
-def budget(run: Path) -> dict[str, Any]:
-    """Steps and wall-clock minutes of the run, from its metrics.jsonl. A resumed run restarts
-    the elapsed clock, so each segment's last value is added up."""
+def budget(run: Path, until: int | None = None) -> dict[str, Any]:
+    """Steps and wall-clock minutes of the run, from its metrics.jsonl, up to step ``until``
+    (a checkpoint's) when given. A resumed run restarts the elapsed clock, so each segment's
+    last value is added up."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    if until is not None:
+        rows = [row for row in rows if row["step"] <= until]
+        rows[-1] = {**rows[-1], "step": until}
     seconds, previous = 0.0, 0.0
     for row in rows:
         if row["elapsed_s"] < previous:  # a new segment (resumed run)
@@ -53,10 +57,13 @@ def main() -> None:
         "--fp16", action="store_true", help="store the weights in float16 (half the size)"
     )
     args = parser.parse_args()
-    model = hub.load(args.run)
+    model = hub.load(args.run)  # a run (its latest checkpoint) or one checkpoint of a run
+    run, until = args.run, None
+    if not (run / runs.RUN_FILE).is_file():  # RUN/checkpoints/step-NNNNNNNN
+        run, until = args.run.parent.parent, int(args.run.name.rpartition("-")[2])
     if args.fp16:  # loading casts them back to float32; re-measure the scores after
         model = model.half()
-    spent = budget(args.run)
+    spent = budget(run, until)
     scores = {p.stem: json.loads(p.read_text())["result"] for p in args.scores}
     card = {
         "summary": args.summary,
@@ -68,7 +75,7 @@ def main() -> None:
         "scores_command": "see docs/benchmarks.md (Restoration)",
         "limits": args.limits,
         "weights_dtype": "float16 (computed in float32)" if args.fp16 else "float32",
-        "run_config": json.loads((args.run / runs.RUN_FILE).read_text())["config"],
+        "run_config": json.loads((run / runs.RUN_FILE).read_text())["config"],
     }
     out = hub.save_model(model, PRETRAINED / args.name, card=card)
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6

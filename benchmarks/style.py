@@ -7,8 +7,7 @@ Run from the project root::
         [--gatys-iterations 500] [--threads 2]
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/style.py losses --models mosaic=RUN1 strokes=RUN2
         [--iterations 500] [--size 256] [--vgg-weights vgg19.safetensors]
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/style.py grid --models mosaic=RUN1 ...
-        [--iterations 300] [--out docs/images/style-grid.png]
+        [--out docs/images/style-grid.png]
 
 ``speed``: for each side S, one content photo (scikit-image's chelsea, resized to S x S) goes
 through the fast-style network (``--rounds`` timed runs after one warm-up, median) and through
@@ -24,8 +23,8 @@ after ``--iterations`` L-BFGS evaluations, all at ``--size``. The same VGG19 jud
 the real weights when found (or given), else the seeded random-weight fallback (the JSON says
 which, by its SHA-256 or ``random:0``).
 
-``grid``: content photos x styles, each cell the style image, the fast output and the Gatys
-output, written to ``--out``.
+With ``--out``, the same images as a grid: one row per content photo, the photo then, per style,
+the style image, the fast output and the Gatys output.
 
 A benchmark, not a test: it prints one JSON document (also written to ``--json-out``).
 """
@@ -118,10 +117,22 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows, "vgg19": net.weights_sha256}
 
 
+def _cell(image: torch.Tensor, side: int) -> np.ndarray:
+    """Fit into a side x side white cell."""
+    small = fit(image, side)
+    cell = np.full((side, side, 3), 255, np.uint8)
+    h, w = small.shape[-2:]
+    top, left = (side - h) // 2, (side - w) // 2
+    pixels = (small.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    cell[top : top + h, left : left + w] = pixels
+    return cell
+
+
 def bench_losses(args: argparse.Namespace) -> dict[str, Any]:
     models = {k: hub.load(v) for k, v in parse_models(args.models).items()}
     net = style_vgg(args.vgg_weights)
     rows = []
+    cells = {name: [_cell(fit(content_photo(name), args.size), args.cell)] for name in CONTENTS}
     for style_name, model in models.items():
         style = style_image(style_name)
         for content_name in CONTENTS:
@@ -138,6 +149,7 @@ def bench_losses(args: argparse.Namespace) -> dict[str, Any]:
                 row[method] = {k: terms[k] for k in ("content", "style")}
             row["gatys_seconds"] = seconds
             rows.append(row)
+            cells[content_name] += [_cell(x, args.cell) for x in (style, fast, gatys)]
             print(json.dumps(row), flush=True)
     means = {
         method: {
@@ -145,55 +157,32 @@ def bench_losses(args: argparse.Namespace) -> dict[str, Any]:
         }
         for method in ("content", "fast", "gatys")
     }
+    if args.out is not None:
+        write_grid(list(cells.values()), args.out)
     return {"rows": rows, "mean": means, "vgg19": net.weights_sha256, "size": args.size}
 
 
-def _cell(image: torch.Tensor, side: int) -> np.ndarray:
-    """Fit into a side x side white cell."""
-    small = fit(image, side)
-    cell = np.full((side, side, 3), 255, np.uint8)
-    h, w = small.shape[-2:]
-    top, left = (side - h) // 2, (side - w) // 2
-    pixels = (small.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
-    cell[top : top + h, left : left + w] = pixels
-    return cell
-
-
-def bench_grid(args: argparse.Namespace) -> dict[str, Any]:
-    models = {k: hub.load(v) for k, v in parse_models(args.models).items()}
-    net = style_vgg(args.vgg_weights)
-    side, gap = args.cell, 4
-    rows = []
-    for content_name in CONTENTS:
-        content = fit(content_photo(content_name), args.size)
-        row = [_cell(content, side)]
-        for style_name, model in models.items():
-            style = style_image(style_name)
-            cfg = GatysConfig.with_options(iterations=args.iterations, size=args.size)
-            gatys = style_transfer(content, style, config=cfg, network=net).image
-            row += [
-                _cell(style, side),
-                _cell(apply_model(model, content), side),
-                _cell(gatys, side),
-            ]
-        rows.append(row)
+def write_grid(cells: list[list[np.ndarray]], out: Path, gap: int = 4) -> None:
+    """Rows of equal cells, separated by white gaps, as one PNG."""
+    side = cells[0][0].shape[0]
     white = np.full((side, gap, 3), 255, np.uint8)
     lines = []
-    for row in rows:
+    for row in cells:
         parts: list[np.ndarray] = []
         for i, cell in enumerate(row):
             parts += [cell, white] if i < len(row) - 1 else [cell]
         lines.append(np.concatenate(parts, axis=1))
     hgap = np.full((gap, lines[0].shape[1], 3), 255, np.uint8)
-    grid = np.concatenate([lines[0], hgap, *lines[1:]], axis=0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(args.out)
-    return {"out": str(args.out), "styles": list(models), "contents": list(CONTENTS)}
+    stacked: list[np.ndarray] = []
+    for i, line in enumerate(lines):
+        stacked += [line, hgap] if i < len(lines) - 1 else [line]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(stacked, axis=0)).save(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "losses", "grid"])
+    parser.add_argument("what", choices=["speed", "losses"])
     parser.add_argument("--model", help="speed: a fast-style model (dir, run dir or name)")
     parser.add_argument("--models", nargs="+", default=[], help="losses/grid: STYLE=MODEL ...")
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
@@ -202,7 +191,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=500, help="losses/grid: Gatys")
     parser.add_argument("--size", type=int, default=256, help="losses/grid: longest side")
     parser.add_argument("--cell", type=int, default=160, help="grid: cell side in pixels")
-    parser.add_argument("--out", type=Path, default=Path("docs/images/style-grid.png"))
+    parser.add_argument("--out", type=Path, default=None, help="losses: also write the grid")
     parser.add_argument("--vgg-weights", default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json-out", type=Path, default=None)
@@ -211,7 +200,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", RandomWeightsWarning)  # the JSON names the weights used
     t0 = time.perf_counter()
-    runner = {"speed": bench_speed, "losses": bench_losses, "grid": bench_grid}[args.what]
+    runner = {"speed": bench_speed, "losses": bench_losses}[args.what]
     result = runner(args)
     doc = {
         "benchmark": f"style {args.what}",

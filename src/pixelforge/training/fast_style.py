@@ -78,6 +78,9 @@ class FastStyleTrainConfig(TrainConfig):
     content_weight: float = 1e5  # weight of the relu2_2 feature MSE (pytorch/examples: 1e5)
     style_weight: float = 1e10  # weight of the summed Gram MSEs (pytorch/examples: 1e10)
     tv_weight: float = 0.0  # weight of total variation on the 0..255 output (0: off)
+    # "absolute": the losses of pytorch/examples (with its weights 1e5 / 1e10); "relative": each
+    # term divided by its target's mean square, layers averaged (as pixelforge's Gatys does)
+    losses: Literal["absolute", "relative"] = "absolute"
     content_layer: str = "relu2_2"  # VGG16 layer of the content loss
     style_layers: tuple[str, ...] = (
         "relu1_2",
@@ -247,11 +250,17 @@ class FastStyleTask(TrainTask):
             fy = self.vgg.activations(y255 / 255, self.layers)
             with torch.no_grad():
                 fx = self.vgg.activations(x255 / 255, [cfg.content_layer])
-        content = F.mse_loss(fy[cfg.content_layer].float(), fx[cfg.content_layer].float())
+        target_act = fx[cfg.content_layer].float()
+        content = F.mse_loss(fy[cfg.content_layer].float(), target_act)
+        if cfg.losses == "relative":
+            content = content / target_act.pow(2).mean().clamp_min(1e-12)
         style = y255.new_zeros((), dtype=torch.float32)
         for name in cfg.style_layers:
-            g = gram_matrix(fy[name].float())
-            style = style + F.mse_loss(g, self.target.gram(name).expand_as(g))
+            g, t = gram_matrix(fy[name].float()), self.target.gram(name)
+            err = F.mse_loss(g, t.expand_as(g))
+            if cfg.losses == "relative":
+                err = err / t.pow(2).mean().clamp_min(1e-12) / len(cfg.style_layers)
+            style = style + err
         loss = cfg.content_weight * content + cfg.style_weight * style
         out = {"content": content.detach(), "style": style.detach()}
         if cfg.tv_weight > 0:
