@@ -88,6 +88,15 @@ def test_stylize_command_runs_a_trained_model_with_strength(tmp_path, cli):
     assert half.shape == expected.shape and np.abs(half - expected).max() <= 1 / 255 + 1e-6
 
 
+def test_a_builtin_style_trains_without_a_file(tmp_path):
+    trainer = _train(tmp_path / "run", "builtin:strokes")  # type: ignore[arg-type]
+    model = hub.load(tmp_path / "run")
+    assert model.config.style_name == "builtin:strokes" and model.config.style_sha256
+    del trainer
+    with pytest.raises(ConfigError, match="unknown built-in style"):
+        _train(tmp_path / "bad", "builtin:nope")  # type: ignore[arg-type]
+
+
 def test_resume_keeps_the_style_even_when_the_file_is_gone(tmp_path):
     style = _style(tmp_path / "style.png")
     trainer = _train(tmp_path / "run", style)

@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pixelforge.cli.options import AllowPickle, Force
+
 
 def import_fast_style(
     file: Annotated[
@@ -23,15 +25,8 @@ def import_fast_style(
         ),
     ],
     out_dir: Annotated[Path | None, typer.Option("--out", help="The model dir to write.")] = None,
-    allow_pickle: Annotated[
-        bool,
-        typer.Option(
-            "--allow-pickle", help="Read the pickled .pth (only if you trust its source)."
-        ),
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Replace --out if it exists and is not empty.")
-    ] = False,
+    allow_pickle: AllowPickle = False,
+    force: Force = False,
 ) -> None:
     """Convert a pytorch/examples fast_neural_style TransformerNet into a fast-style model dir."""
     from pixelforge import hub

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pixelforge.cli.options import AllowPickle, Force
+
 
 def import_junyanz(
     file: Annotated[
@@ -47,15 +49,8 @@ def import_junyanz(
     no_dropout: Annotated[
         bool, typer.Option("--no-dropout", help="The generator was trained with --no_dropout.")
     ] = False,
-    allow_pickle: Annotated[
-        bool,
-        typer.Option(
-            "--allow-pickle", help="Read the pickled .pth (only if you trust its source)."
-        ),
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Replace --out if it exists and is not empty.")
-    ] = False,
+    allow_pickle: AllowPickle = False,
+    force: Force = False,
 ) -> None:
     """Convert pytorch-CycleGAN-and-pix2pix generators into a pix2pix (unet_*) or cyclegan
     (resnet_*) model dir."""

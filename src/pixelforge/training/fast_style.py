@@ -43,9 +43,11 @@ from pixelforge.features.vgg import VGG, vgg
 from pixelforge.io.images import read_image
 from pixelforge.losses.perceptual import gram_matrix
 from pixelforge.models.fast_style import FastStyle, FastStyleConfig
+from pixelforge.style.builtin import is_builtin, render_style
 from pixelforge.training.config import TINY_TRAIN, TrainConfig
 from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
+BUILTIN_SIDE = 256  # built-in styles (train.style=builtin:NAME) are drawn at this side
 _VGG16_CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}  # channels of reluB_N by block B
 
 
@@ -71,7 +73,7 @@ class FastStyleTrainConfig(TrainConfig):
     betas: tuple[float, float] = (0.9, 0.999)  # Adam betas (PyTorch's defaults)
     ema_decay: float = 0.0  # EMA of the network (0: none, as pytorch/examples)
     sample_count: int = 8  # training photos stylized in each sample grid
-    style: str = ""  # the style image (PNG, JPEG, WebP, BMP or TIFF); required
+    style: str = ""  # the style image (PNG, JPEG, WebP, BMP or TIFF) or builtin:NAME; required
     style_size: int | Literal["image_size"] | None = (
         "image_size"  # side the style image is resized to (square); null keeps its own size
     )
@@ -130,8 +132,14 @@ class StyleTarget(nn.Module):
 def read_style(path: str, size: int | None) -> tuple[torch.Tensor, str]:
     """The style image as 1 x 3 x H x W in [0, 1] (resized to ``size`` x ``size`` with Lanczos
     when ``size`` is given, as pytorch/examples does) and the SHA-256 of the file's bytes."""
+    if is_builtin(path):  # drawn at 256 x 256, then treated like a file of those pixels
+        pixels = render_style(path, BUILTIN_SIDE)
+        return _style_tensor(pixels, size), hashlib.sha256(pixels.tobytes()).hexdigest()
     p = Path(path).expanduser()
-    fix = "Give a readable PNG, JPEG, WebP, BMP or TIFF image: --set train.style=PATH."
+    fix = (
+        "Give a readable PNG, JPEG, WebP, BMP or TIFF image, or a built-in style: --set "
+        "train.style=PATH or builtin:NAME (see `pixelforge stylize --list-styles`)."
+    )
     try:
         data = p.read_bytes()
     except OSError as exc:
@@ -143,11 +151,14 @@ def read_style(path: str, size: int | None) -> tuple[torch.Tensor, str]:
         pixels = read_image(p, mode="RGB")
     except PixelforgeError as exc:
         raise ConfigError(f"train.style: {exc} {fix}") from None
+    return _style_tensor(pixels, size), hashlib.sha256(data).hexdigest()
+
+
+def _style_tensor(pixels: np.ndarray, size: int | None) -> torch.Tensor:
     if size is not None and pixels.shape[:2] != (size, size):
         im = Image.fromarray(pixels).resize((size, size), Image.Resampling.LANCZOS)
         pixels = np.asarray(im)
-    image = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 255
-    return image, hashlib.sha256(data).hexdigest()
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 255
 
 
 def total_variation(y: torch.Tensor) -> torch.Tensor:
