@@ -97,6 +97,25 @@ def test_a_builtin_style_trains_without_a_file(tmp_path):
         _train(tmp_path / "bad", "builtin:nope")  # type: ignore[arg-type]
 
 
+def test_the_colour_term_targets_the_style_pixels_and_is_logged(tmp_path):
+    from pixelforge.losses.perceptual import gram_matrix
+    from pixelforge.training.fast_style import read_style
+
+    style = _style(tmp_path / "style.png")
+    spec = tiny_spec(
+        "fast-style", tmp_path / "run", train={"style": str(style), "steps": 2, "color_weight": 5}
+    )
+    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer.fit()
+    target = trainer.task.target.gram("rgb")
+    image, _ = read_style(str(style), 32)  # the tiny config's style_size
+    assert torch.allclose(target, gram_matrix(image), atol=1e-6)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(row["color"] >= 0 for row in rows if "color" in row) and any(
+        "color" in r for r in rows
+    )
+
+
 def test_resume_keeps_the_style_even_when_the_file_is_gone(tmp_path):
     style = _style(tmp_path / "style.png")
     trainer = _train(tmp_path / "run", style)

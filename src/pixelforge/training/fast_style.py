@@ -83,6 +83,9 @@ class FastStyleTrainConfig(TrainConfig):
     # "absolute": the losses of pytorch/examples (with its weights 1e5 / 1e10); "relative": each
     # term divided by its target's mean square, layers averaged (as pixelforge's Gatys does)
     losses: Literal["absolute", "relative"] = "absolute"
+    # weight of matching the style image's pixel colour statistics (the Gram matrix of its RGB
+    # values; relative like train.losses=relative); 0: off
+    color_weight: float = 0.0
     content_layer: str = "relu2_2"  # VGG16 layer of the content loss
     style_layers: tuple[str, ...] = (
         "relu1_2",
@@ -117,6 +120,7 @@ class StyleTarget(nn.Module):
         for name in layers:
             c = _VGG16_CHANNELS[int(name[4])]
             self.register_buffer(f"gram_{name}", torch.zeros(1, c, c))
+        self.register_buffer("gram_rgb", torch.zeros(1, 3, 3))  # of the pixels in [0, 1]
         self.register_buffer("sha256", torch.zeros(32, dtype=torch.uint8))
         self.register_buffer("ready", torch.zeros((), dtype=torch.int64))
 
@@ -244,6 +248,7 @@ class FastStyleTask(TrainTask):
         feats = self.vgg.activations(self.style_image.to(device), self.train_config.style_layers)
         for name, f in feats.items():
             target.gram(name).copy_(gram_matrix(f.float()))
+        target.gram("rgb").copy_(gram_matrix(self.style_image.to(device).float()))
         target.sha256.copy_(torch.tensor(list(bytes.fromhex(self.style_sha256)), dtype=torch.uint8))
         target.ready.fill_(1)
 
@@ -274,6 +279,11 @@ class FastStyleTask(TrainTask):
             style = style + err
         loss = cfg.content_weight * content + cfg.style_weight * style
         out = {"content": content.detach(), "style": style.detach()}
+        if cfg.color_weight > 0:  # the style's colour statistics, in pixel space
+            g, t = gram_matrix((y255 / 255).float()), self.target.gram("rgb")
+            color = F.mse_loss(g, t.expand_as(g)) / t.pow(2).mean().clamp_min(1e-12)
+            loss = loss + cfg.color_weight * color
+            out["color"] = color.detach()
         if cfg.tv_weight > 0:
             tv = total_variation(y255.float())
             loss = loss + cfg.tv_weight * tv
