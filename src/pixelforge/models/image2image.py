@@ -34,11 +34,6 @@ class ImageToImage(nn.Module):
     # a/b (2 channels), put back together with L by the task (colorization).
     color_space: str = "rgb"
 
-    def prepare(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The input a masked model starts from: the known pixels, the hole set to 0 (models
-        may start from a better guess)."""
-        return x * (1 - mask)
-
     def translate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``N x in_channels x H x W`` in [-1, 1] (H, W multiples of ``size_multiple``) ->
         ``N x out_channels x (H*scale) x (W*scale)`` in [-1, 1]."""

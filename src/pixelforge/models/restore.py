@@ -199,7 +199,8 @@ class RestoreModel(ImageToImage):
             self.net = UNet(cin, self.out_channels, config.width, config.blocks, config.depth)
             self._residual = config.task != "colorize"
 
-    def prepare(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def start_fill(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """What the network corrects: the known pixels, the hole filled per ``config.fill``."""
         if self.config.fill == "smooth":
             return smooth_fill(x, mask)
         return x * (1 - mask)
@@ -208,7 +209,7 @@ class RestoreModel(ImageToImage):
         if self.takes_mask:
             if mask is None:
                 raise ConfigError("this model fills a masked area: it needs a mask.")
-            start = self.prepare(x, mask)
+            start = self.start_fill(x, mask)
             return start + self.net(torch.cat([start, mask * 2 - 1], dim=1))
         y = self.net(x)
         return x + y if self._residual else y
