@@ -275,3 +275,20 @@ def test_config_errors():
         FastStyleConfig(image_size=30)
     with pytest.raises(ConfigError, match="channels must be 3"):
         FastStyleConfig(channels=1)
+
+
+@torch.no_grad()
+def test_a_new_network_starts_from_the_photo_and_out_of_range_pixels_are_penalised():
+    from pixelforge.style.gatys import range_penalty
+
+    x = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.manual_seed(0)
+    fresh = FastStyle(FastStyleConfig(image_size=32, width=8, n_blocks=2))
+    plain = FastStyle(FastStyleConfig(image_size=32, width=8, n_blocks=2, residual=False))
+    assert float((fresh.translate(x) - x).abs().mean()) < 0.02  # residual: starts at the photo
+    assert float((plain.translate(x) - x).abs().mean()) > 0.3  # pytorch/examples' plain output
+    inside = torch.rand(2, 3, 8, 8)
+    assert float(range_penalty(inside)) == 0.0
+    outside = inside.clone()
+    outside[0, 0, 0, 0], outside[1, 2, 3, 4] = 1.5, -0.5
+    assert float(range_penalty(outside)) == pytest.approx(0.5 / outside.numel())

@@ -13,6 +13,12 @@ dropping the ``running_mean``/``running_var`` keys old instance-norm layers save
   padded 3x3 convolution; Odena et al. 2016, no checkerboard artefacts), each with IN + ReLU;
 - ``deconv3``: a 9x9 convolution to 3 channels, with no output non-linearity.
 
+``residual=True`` (pixelforge's default for new training, not part of pytorch/examples) adds the
+input to that output (``y = x + net(x)``): a freshly initialised network then starts from the
+photo itself (content loss 0) and only has to learn the change of style, which on a CPU budget of
+a few thousand steps is the difference between a stylized photo and a network still learning to
+reproduce its input. Imported pytorch/examples models have ``residual=False``.
+
 Value range. The network works in pytorch/examples' convention: RGB in 0..255 in, RGB in about
 0..255 out (unbounded; clamped when written). :meth:`FastStyle.translate`, the pixelforge
 interface, takes and returns [-1, 1] and converts on both sides (``x255 = (x + 1) * 127.5``,
@@ -45,6 +51,7 @@ class FastStyleConfig:
     channels: int = 3  # RGB in and out (fixed: grey training images are loaded as RGB)
     width: int = 32  # feature maps at full resolution (2x and 4x after the two down-samplings)
     n_blocks: int = 5  # residual blocks at 1/4 resolution
+    residual: bool = True  # output = input + network (False: pytorch/examples' plain output)
     style_name: str | None = None  # file name of the style image (set by training, not by hand)
     style_sha256: str | None = None  # SHA-256 of the style image file (set by training)
 
@@ -127,7 +134,8 @@ class FastStyle(ImageToImage):
         self.tile_overlap = 4 * -(-radius // 4)  # rounded up to the size multiple
 
     def transform(self, x255: torch.Tensor) -> torch.Tensor:
-        """pytorch/examples' ``TransformerNet.forward``: RGB 0..255 -> RGB about 0..255."""
+        """pytorch/examples' ``TransformerNet.forward`` (plus the input when ``residual``): RGB
+        0..255 -> RGB about 0..255."""
         y = torch.relu(self.in1(self.conv1(x255)))
         y = torch.relu(self.in2(self.conv2(y)))
         y = torch.relu(self.in3(self.conv3(y)))
@@ -136,7 +144,7 @@ class FastStyle(ImageToImage):
         y = torch.relu(self.in4(self.deconv1(y)))
         y = torch.relu(self.in5(self.deconv2(y)))
         out: torch.Tensor = self.deconv3(y)
-        return out
+        return x255 + out if self.config.residual else out
 
     def translate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """[-1, 1] -> [-1, 1] (unclamped): the 0..255 network with the range converted."""
@@ -161,7 +169,9 @@ def from_pytorch_examples(
             "of shape width x 3 x 9 x 9."
         )
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"res(\d+)\.", k))}
-    config = FastStyleConfig(width=int(first.shape[0]), n_blocks=max(blocks, default=0))
+    config = FastStyleConfig(
+        width=int(first.shape[0]), n_blocks=max(blocks, default=0), residual=False
+    )
     model = FastStyle(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -169,6 +169,13 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out[0].clamp(0, 1)
 
 
+def range_penalty(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared excess of pixels outside [0, 1]: the VGG accepts any value, so without this
+    an optimised image (or a fast-style network's output) can match the losses with colours
+    that clipping for display then changes."""
+    return (F.relu(image - 1).pow(2) + F.relu(-image).pow(2)).mean()
+
+
 def fit_longest(hw: tuple[int, int], longest: int | None) -> tuple[int, int]:
     """(h, w) scaled so the longest side is ``longest`` (None: unchanged)."""
     h, w = hw
@@ -282,7 +289,7 @@ class GatysObjective:
         tv = dy.pow(2).mean() + dx.pow(2).mean()
         total = cfg.content_weight * content + cfg.style_weight * style + cfg.tv_weight * tv
         # keeps L-BFGS's unconstrained pixels in [0, 1]: zero inside, steep outside
-        out_of_range = (F.relu(x - 1).pow(2) + F.relu(-x).pow(2)).mean() * RANGE_WEIGHT
+        out_of_range = range_penalty(x) * RANGE_WEIGHT
         return {"content": content, "style": style, "tv": tv, "total": total + out_of_range}
 
     def values(self, image: torch.Tensor) -> dict[str, float]:

@@ -7,6 +7,7 @@ pipeline: by default each photo resized and centre-cropped, as pytorch/examples 
     content_weight * mse(VGG16_relu2_2(y), VGG16_relu2_2(x))
     + style_weight * sum over style_layers of mse(gram(VGG16_l(y)), gram(VGG16_l(style)))
     + tv_weight * (mean |y[i+1, j] - y[i, j]| + mean |y[i, j+1] - y[i, j]|)
+    + range_weight * mean squared excess of y / 255 outside [0, 1]
 
 with Adam. Normalisation, as in pytorch/examples: the network works in 0..255 (see
 :mod:`pixelforge.models.fast_style`), the VGG sees ``y / 255`` with the ImageNet mean and
@@ -44,6 +45,7 @@ from pixelforge.io.images import read_image
 from pixelforge.losses.perceptual import gram_matrix
 from pixelforge.models.fast_style import FastStyle, FastStyleConfig
 from pixelforge.style.builtin import is_builtin, render_style
+from pixelforge.style.gatys import range_penalty
 from pixelforge.training.config import TINY_TRAIN, TrainConfig
 from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
@@ -80,6 +82,10 @@ class FastStyleTrainConfig(TrainConfig):
     content_weight: float = 1e5  # weight of the relu2_2 feature MSE (pytorch/examples: 1e5)
     style_weight: float = 1e10  # weight of the summed Gram MSEs (pytorch/examples: 1e10)
     tv_weight: float = 0.0  # weight of total variation on the 0..255 output (0: off)
+    # weight of the mean squared excess of output pixels outside [0, 1] (0: off, as
+    # pytorch/examples); without it the network can match the VGG losses with out-of-range values
+    # that clipping turns into flat false colours
+    range_weight: float = 1e4
     # "absolute": the losses of pytorch/examples (with its weights 1e5 / 1e10); "relative": each
     # term divided by its target's mean square, layers averaged (as pixelforge's Gatys does)
     losses: Literal["absolute", "relative"] = "absolute"
@@ -101,7 +107,7 @@ class FastStyleTrainConfig(TrainConfig):
         super().__post_init__()
         if isinstance(self.style_size, int):
             check_range("train.style_size", self.style_size, low=16, high=4096)
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "range_weight", "color_weight"):
             check_range(f"train.{name}", getattr(self, name), low=0)
         if not self.style_layers:
             raise ConfigError("train.style_layers must name at least one VGG16 layer.")
@@ -284,6 +290,10 @@ class FastStyleTask(TrainTask):
             color = F.mse_loss(g, t.expand_as(g)) / t.pow(2).mean().clamp_min(1e-12)
             loss = loss + cfg.color_weight * color
             out["color"] = color.detach()
+        if cfg.range_weight > 0:
+            excess = range_penalty((y255 / 255).float())
+            loss = loss + cfg.range_weight * excess
+            out["range"] = excess.detach()
         if cfg.tv_weight > 0:
             tv = total_variation(y255.float())
             loss = loss + cfg.tv_weight * tv
@@ -305,13 +315,16 @@ class FastStyleTask(TrainTask):
 
     def init_from(self, model: nn.Module) -> None:
         c = self.model_config
-        if not isinstance(model, FastStyle) or (model.config.width, model.config.n_blocks) != (
-            c.width,
-            c.n_blocks,
-        ):
+        ok = isinstance(model, FastStyle) and (
+            (model.config.width, model.config.n_blocks, model.config.residual)
+            == (c.width, c.n_blocks, c.residual)
+        )
+        if not ok:
             raise ConfigError(
-                f"--init needs a fast-style model with width {c.width} and {c.n_blocks} residual "
-                "blocks (set model.width and model.n_blocks to match it)."
+                f"--init needs a fast-style model with width {c.width}, {c.n_blocks} residual "
+                f"blocks and residual={str(c.residual).lower()} (set model.width, model.n_blocks "
+                "and model.residual to match it; imported pytorch/examples models have "
+                "residual=false)."
             )
         for name in ("net", "net_ema"):
             if name in self.modules:
