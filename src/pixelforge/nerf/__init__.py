@@ -1,0 +1,1 @@
+"""Neural radiance fields: cameras, scenes, fields, rendering."""
