@@ -35,11 +35,24 @@ def make_image_folder(root: Path, kind: str = "folder", n: int = 12) -> str:
     return f"{kind}:{root}"
 
 
+def make_scene_folder(root: Path) -> str:
+    """A tiny NeRF scene (4 train views, 1 val, 1 test, 16 x 16) under ``root``; returns the
+    dataset spec ``scene:PATH``."""
+    from pixelforge.nerf.make_scene import make_scene
+
+    if not (root / "transforms_train.json").is_file():
+        make_scene("simple", views=4, size=16, out=root, val_views=1, test_views=1)
+    return f"scene:{root}"
+
+
 def family_dataset(family: str, where: Path) -> str:
-    """A dataset the family trains on: digits, or a small paired/unpaired folder under ``where``."""
+    """A dataset the family trains on: digits, a small paired/unpaired folder or a tiny scene
+    under ``where``."""
     kind = get_family(family).data_kind
     if kind == "images":
         return "digits"
+    if kind == "scene":
+        return make_scene_folder(where / "data-scene")
     return make_image_folder(where / f"data-{kind}", kind)
 
 

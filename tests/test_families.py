@@ -11,7 +11,7 @@ from pixelforge.tasks.image2image import apply_model
 from pixelforge.training.run import prepare_run
 from pixelforge.training.trainer import Trainer
 
-from conftest import make_image_folder, tiny_spec
+from conftest import make_image_folder, make_scene_folder, tiny_spec
 
 FAMILIES = [f.name for f in list_families()]
 
@@ -41,6 +41,9 @@ def test_saved_model_reloads_with_identical_output_and_right_shapes(family, tmp_
     if get_family(family).kind == "image2image":
         _check_translation(model, loaded, again)
         return
+    if get_family(family).kind == "radiance-field":
+        _check_rendering(model, loaded, again, spec)
+        return
     a = loaded.sample(3, seed=7)
     assert a.shape == (3, cfg.channels, cfg.image_size, cfg.image_size)
     assert torch.equal(a, model.sample(3, seed=7))
@@ -65,6 +68,25 @@ def _check_translation(model, loaded, again) -> None:
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
 
 
+def _check_rendering(model, loaded, again, spec) -> None:
+    """Radiance fields: the scene's box and background in the config, the same render after
+    reloading, deterministic in eval mode, values in [0, 1]."""
+    from pixelforge.nerf.render import render_image
+    from pixelforge.nerf.scenes import load_scene
+    from pixelforge.training.nerf import scene_path
+
+    scene = load_scene(scene_path(spec.data))
+    assert spec.model.aabb == tuple(scene.aabb.reshape(-1).tolist())
+    assert spec.model.background == scene.background
+    camera = scene.splits["val"].cameras[0].scaled(0.5)
+    model.eval()
+    a = render_image(loaded, camera)
+    assert a["rgb"].shape == (8, 8, 3) and a["depth"].shape == (8, 8, 1)
+    for other in (model, loaded, again):
+        assert torch.equal(a["rgb"], render_image(other, camera)["rgb"])
+    assert float(a["rgb"].min()) >= 0.0 and float(a["rgb"].max()) <= 1.0
+
+
 def _tiny_args(family: str) -> list[str]:
     """The family's tiny config as --set flags (lists in JSON)."""
     import json
@@ -83,13 +105,24 @@ def test_trains_on_a_user_folder_and_samples_from_the_cli(family, tmp_path, cli)
 
     fam = get_family(family)
     kind = "folder" if fam.data_kind == "images" else fam.data_kind
-    data = make_image_folder(tmp_path / "images", kind)
+    if kind == "scene":
+        data = make_scene_folder(tmp_path / "scene")
+    else:
+        data = make_image_folder(tmp_path / "images", kind)
     run = tmp_path / "run"
     code, _, err = cli(
         "train", family, "--data", data, "--out", run, "--no-progress",
         "--set", "train.device=cpu", *_tiny_args(family),
     )  # fmt: skip
     assert code == 0, err
+    if fam.kind == "radiance-field":  # no sampling from noise: render a held-out view
+        from pixelforge.nerf.render import render_image
+        from pixelforge.nerf.scenes import load_scene
+
+        camera = load_scene(tmp_path / "scene").splits["test"].cameras[0]
+        out = render_image(hub.load(run), camera)
+        assert out["rgb"].shape == (16, 16, 3)
+        return
     if fam.kind == "image2image":  # no sampling from noise: translate an image instead
         model = hub.load(run)
         out = apply_model(model, torch.rand(3, 10, 12), mask=_mask_for(model))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +22,16 @@ class Family:
     task_cls: type  # training.TrainTask subclass: the per-family train step
     tiny: dict[str, Any] = field(default_factory=dict)  # overrides for a seconds-long test run
     # "generator": samples images from noise (model.sample); "image2image": maps an image to an
-    # image (model.translate, see pixelforge.models.image2image)
+    # image (model.translate, see pixelforge.models.image2image); "radiance-field": renders
+    # views of a scene (model.render_rays, see pixelforge.nerf.render.render_image)
     kind: str = "generator"
-    # the data the family trains on: "images" (any image set), "paired" (paired:PATH, A -> B) or
-    # "unpaired" (unpaired:PATH, two sets)
+    # the data the family trains on: "images" (any image set), "paired" (paired:PATH, A -> B),
+    # "unpaired" (unpaired:PATH, two sets) or "scene" (a NeRF scene folder, PATH or scene:PATH)
     data_kind: str = "images"
+    # families that read their own kind of data: (data spec, model config, train config) -> a
+    # dataset with len(), get_batch(indices) and resolve_model(model config) -> the config with
+    # its null fields filled from the data; None: image datasets through pixelforge.data
+    open_data: Callable[[str, Any, Any], Any] | None = None
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -21,6 +21,7 @@ from pixelforge.cli.dip import dip
 from pixelforge.cli.evaluate import eval_app
 from pixelforge.cli.latent import latent_app
 from pixelforge.cli.matting import composite, remove_bg
+from pixelforge.cli.nerf import nerf_app
 from pixelforge.cli.restore import register as register_restore
 from pixelforge.cli.study import study_app
 from pixelforge.cli.stylize import stylize
@@ -49,6 +50,7 @@ app.add_typer(latent_app, name="latent")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
 app.add_typer(study_app, name="study")
+app.add_typer(nerf_app, name="nerf")
 app.command()(translate)
 app.command()(stylize)
 register_restore(app)

@@ -176,3 +176,46 @@ register(
         kind="image2image",
     )
 )
+
+# ---- radiance fields (NeRF): grid (TensoRF-VM, the default) and classic MLP ----
+from pixelforge.nerf.grid import GridField, NerfGridConfig  # noqa: E402
+from pixelforge.nerf.mlp import NerfMLP, NerfMLPConfig  # noqa: E402
+from pixelforge.training.nerf import (  # noqa: E402
+    GRID_TINY,
+    MLP_TINY,
+    NerfGridTask,
+    NerfGridTrainConfig,
+    NerfMLPTask,
+    NerfMLPTrainConfig,
+    open_scene_data,
+)
+
+register(
+    Family(
+        name="nerf-grid",
+        summary="Radiance field on factorised grids (TensoRF-VM) + small colour MLP, occupancy skipping",
+        config_cls=NerfGridConfig,
+        train_config_cls=NerfGridTrainConfig,
+        model_cls=GridField,
+        task_cls=NerfGridTask,
+        tiny=GRID_TINY,
+        kind="radiance-field",
+        data_kind="scene",
+        open_data=open_scene_data,
+    )
+)
+
+register(
+    Family(
+        name="nerf-mlp",
+        summary="Classic NeRF: positional encoding, 8-layer MLPs, coarse + fine hierarchical sampling",
+        config_cls=NerfMLPConfig,
+        train_config_cls=NerfMLPTrainConfig,
+        model_cls=NerfMLP,
+        task_cls=NerfMLPTask,
+        tiny=MLP_TINY,
+        kind="radiance-field",
+        data_kind="scene",
+        open_data=open_scene_data,
+    )
+)

@@ -456,3 +456,61 @@ def load_scene(
             for image, alpha in zip(s.images, s.alpha, strict=True):
                 image.add_((1 - alpha[..., None]) * torch.tensor(bg)).clamp_(0, 1)
     return Scene(root, fmt, loaded, box, source, bg)
+
+
+def scene_cameras(path: str | Path, split: str = "train", *, downscale: int = 1) -> Cameras:
+    """The cameras of one split of a scene, read from the transforms file(s) and the image
+    headers only (no image is decoded): what an orbit or a pose file needs."""
+    fmt, root, files = _find_files(Path(path))
+    frames = _split_frames(fmt, {s: (f, _read_json(f)) for s, f in files.items()}, root)
+    if split not in frames:
+        raise ConfigError(f"{root}: has no {split!r} split; it has {', '.join(frames)}.")
+    cameras = _cameras(frames[split])
+    return cameras.scaled(1 / downscale) if downscale > 1 else cameras
+
+
+def load_poses(path: str | Path, *, size: tuple[int, int] | None = None) -> Cameras:
+    """Cameras from a transforms json whose frames need no images: each frame's
+    ``transform_matrix`` with the file's (or frame's) intrinsics. The image size comes from
+    ``w``/``h`` in the file, else from the frame's image when it exists, else ``size``
+    (width, height; the model's own training size when rendering)."""
+    source = Path(path)
+    meta = _read_json(source)
+    frames = meta.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise DataError(f"{source}: no frames (the 'frames' list is missing or empty).")
+    top = {k: v for k, v in meta.items() if k != "frames"}
+    c2ws, intrinsics, sizes = [], [], set()
+    for index, frame in enumerate(frames):
+        where = f"{source}, frame {index}"
+        if not isinstance(frame, dict) or "transform_matrix" not in frame:
+            raise DataError(f"{where}: a frame needs a 'transform_matrix'.")
+        keys = {**top, **frame}
+        if "w" in keys and "h" in keys:
+            wh = (int(keys["w"]), int(keys["h"]))
+        elif "file_path" in frame and _has_image(source.parent, str(frame["file_path"])):
+            file = _resolve_image(source.parent, str(frame["file_path"]), where)
+            wh = image_info(file)[:2]
+        elif size is not None:
+            wh = size
+        else:
+            raise DataError(
+                f"{where}: no image size: add w and h to the file, or give the frame's image."
+            )
+        c2ws.append(_matrix(frame["transform_matrix"], where))
+        intrinsics.append(_intrinsics(keys, wh, where))
+        sizes.add(wh)
+    if len(sizes) > 1:
+        raise DataError(f"{source}: frames of different image sizes {sorted(sizes)}; use one.")
+    (width, height) = sizes.pop()
+    k = torch.tensor(intrinsics, dtype=torch.float32)
+    c2w = torch.tensor(np.stack(c2ws), dtype=torch.float32)
+    return Cameras(c2w, k[:, 0], k[:, 1], k[:, 2], k[:, 3], width, height)
+
+
+def _has_image(root: Path, file_path: str) -> bool:
+    try:
+        _resolve_image(root, file_path, "")
+    except DataError:
+        return False
+    return True

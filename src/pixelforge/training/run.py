@@ -18,7 +18,7 @@ from typing import Any
 from pixelforge import runs
 from pixelforge.config import from_dict, merge, to_dict
 from pixelforge.data import DataConfig, DatasetInfo, inspect_dataset
-from pixelforge.errors import ConfigError, DataError
+from pixelforge.errors import ConfigError
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.registry import Family, get_family
 from pixelforge.version import __version__
@@ -195,18 +195,20 @@ def prepare_run(
         meta = read_model_meta(init_dir)
         if meta["family"] != family.name:
             raise ConfigError(f"--init {init} is a {meta['family']} model, not {family.name}.")
-        conflicts = _conflicts("model", meta["config"], asked.get("model", {}))
+        asked_model = dict(asked.get("model", {}))
+        # a fully convolutional model may go on training on crops of another size
+        crop = asked_model.pop("image_size", None) if family.kind == "image2image" else None
+        conflicts = _conflicts("model", meta["config"], asked_model)
         if conflicts:
             raise ConfigError(
                 f"--init fixes the architecture; these conflict with it: {'; '.join(conflicts)}."
             )
-        values["model"] = meta["config"]
+        values["model"] = meta["config"] if crop is None else {**meta["config"], "image_size": crop}
     model, train, data_config = _build(family, values)
-    try:
-        info = inspect_dataset(data, data_config)
-    except DataError:
-        raise
-    model = resolve_from_data(model, info)
+    if family.open_data is not None:  # a family with its own data kind fills its own fields
+        model = family.open_data(data, model, train).resolve_model(model)
+    else:
+        model = resolve_from_data(model, inspect_dataset(data, data_config))
     return RunSpec(
         family, data, model, train, data_config, str(init_dir) if init_dir else None
     ), False

@@ -94,6 +94,8 @@ class Trainer:
         if self.world_size > 1:
             self._sync_batch_norm()
             self._broadcast_modules()
+        if dataset is None and spec.family.open_data is not None:
+            dataset = spec.family.open_data(spec.data, spec.model, spec.train)
         self.dataset = (
             dataset
             if dataset is not None
@@ -450,8 +452,12 @@ class Trainer:
         return last  # type: ignore[return-value]
 
     def evaluate(self) -> dict[str, float]:
-        """FID of ``train.eval_samples`` images from the EMA model (fixed seeds) against the real
-        side's statistics, which are computed once and cached in the run folder."""
+        """The task's own evaluation when it defines ``evaluate()`` (radiance fields: PSNR of
+        held-out views); otherwise FID of ``train.eval_samples`` images from the EMA model (fixed
+        seeds) against the real side's statistics, computed once and cached in the run folder."""
+        task_evaluate = getattr(self.task, "evaluate", None)
+        if task_evaluate is not None:
+            return dict(task_evaluate())
         from pixelforge.data import parse_spec
         from pixelforge.features import get_extractor
         from pixelforge.io.stats import load_stats
