@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -110,4 +112,38 @@ def test_init_starts_a_new_run_from_a_model(tmp_path):
             tmp_path / "third",
             init=str(first),
             overrides={"model": {"image_size": 16}},
+        )
+
+
+def test_a_fully_convolutional_model_continues_on_another_crop_size(tmp_path):
+    from conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "photos")
+    first = tmp_path / "first"
+    spec = tiny_spec("restore", first, dataset=data)
+    Trainer(spec, first, progress=False).fit()
+    crop = spec.model.image_size * 2
+    spec2, _ = prepare_run(
+        "restore",
+        data,
+        tmp_path / "second",
+        init=str(first),
+        overrides={
+            "model": {"image_size": crop},
+            "train": {"steps": 1, "device": "cpu", "batch_size": 2},
+        },
+    )
+    assert spec2.model == dataclasses.replace(hub.load(first).config, image_size=crop)
+    trainer = Trainer(spec2, tmp_path / "second", progress=False)
+    trainer._init_from(spec2.init)
+    start = hub.load(first)
+    for key, value in start.net.state_dict().items():
+        assert torch.equal(trainer.task.modules["net"].state_dict()[key], value)
+    with pytest.raises(Exception, match="--init fixes the architecture"):  # still fixed: width
+        prepare_run(
+            "restore",
+            data,
+            tmp_path / "third",
+            init=str(first),
+            overrides={"model": {"width": spec.model.width + 1}},
         )

@@ -12,6 +12,7 @@ term from a patch discriminator, usually fine-tuned from a pixel-loss model with
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -235,10 +236,13 @@ class RestoreTask(TrainTask):
         return model
 
     def init_from(self, model: nn.Module) -> None:
-        if not isinstance(model, RestoreModel) or model.config != self.model_config:
+        crop = {"image_size": self.model_config.image_size}  # any training crop size will do
+        if not isinstance(model, RestoreModel) or (
+            dataclasses.replace(model.config, **crop) != self.model_config
+        ):
             raise ConfigError(
                 "--init needs a restore model with the same model config (task, scale, arch, "
-                "width, blocks, depth, channels, image_size)."
+                "width, blocks, depth, channels; the crop size may differ)."
             )
         for name in ("net", "net_ema"):
             if name in self.modules:
