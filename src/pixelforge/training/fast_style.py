@@ -261,17 +261,24 @@ class FastStyleTask(TrainTask):
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext
     ) -> dict[str, torch.Tensor]:
-        cfg: FastStyleTrainConfig = self.train_config
         self.vgg.to(ctx.device)
         self._prepare_style(ctx.device)
         x255 = (batch["image"].float() + 1) * 127.5
         if x255.shape[1] == 1:
             x255 = x255.expand(-1, 3, -1, -1)
         with ctx.autocast():
-            y255 = self.model.transform(x255)
-            fy = self.vgg.activations(y255 / 255, self.layers)
-            with torch.no_grad():
-                fx = self.vgg.activations(x255 / 255, [cfg.content_layer])
+            terms = self.losses(x255)
+        ctx.optimize("net", terms["loss"])
+        return {k: v.detach() for k, v in terms.items()}
+
+    def losses(self, x255: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The objective's terms (and their weighted sum ``loss``) for photos ``x255`` (B x 3 x H
+        x W in 0..255) stylized by the trained network; the style buffers must be ready."""
+        cfg: FastStyleTrainConfig = self.train_config
+        y255 = self.model.transform(x255)
+        fy = self.vgg.activations(y255 / 255, self.layers)
+        with torch.no_grad():
+            fx = self.vgg.activations(x255 / 255, [cfg.content_layer])
         target_act = fx[cfg.content_layer].float()
         content = F.mse_loss(fy[cfg.content_layer].float(), target_act)
         if cfg.losses == "relative":
@@ -284,22 +291,21 @@ class FastStyleTask(TrainTask):
                 err = err / t.pow(2).mean().clamp_min(1e-12) / len(cfg.style_layers)
             style = style + err
         loss = cfg.content_weight * content + cfg.style_weight * style
-        out = {"content": content.detach(), "style": style.detach()}
+        out = {"content": content, "style": style}
         if cfg.color_weight > 0:  # the style's colour statistics, in pixel space
             g, t = gram_matrix((y255 / 255).float()), self.target.gram("rgb")
             color = F.mse_loss(g, t.expand_as(g)) / t.pow(2).mean().clamp_min(1e-12)
             loss = loss + cfg.color_weight * color
-            out["color"] = color.detach()
+            out["color"] = color
         if cfg.range_weight > 0:
             excess = range_penalty((y255 / 255).float())
             loss = loss + cfg.range_weight * excess
-            out["range"] = excess.detach()
+            out["range"] = excess
         if cfg.tv_weight > 0:
             tv = total_variation(y255.float())
             loss = loss + cfg.tv_weight * tv
-            out["tv"] = tv.detach()
-        out["loss"] = loss.detach()
-        ctx.optimize("net", loss)
+            out["tv"] = tv
+        out["loss"] = loss
         return out
 
     def export(self) -> FastStyle:
