@@ -162,3 +162,22 @@ def test_depth_image_and_video_files(tmp_path):
     video = iio.imread(tmp_path / "a.mp4")
     assert video.shape == (4, 10, 14, 3)
     assert abs(float(video[3].mean()) - 120) < 8  # the frames, in order
+
+
+def test_train_views_takes_that_many_images_spread_over_the_split(trained):
+    from pixelforge.errors import ConfigError
+    from pixelforge.nerf.scenes import load_scene
+    from pixelforge.training.nerf import RayDataset
+
+    scene_dir, _ = trained
+    scene = load_scene(scene_dir, splits=["train"])
+    every = RayDataset(scene)
+    three = RayDataset(scene, views=3)
+    assert every.views.tolist() == list(range(6)) and three.views.tolist() == [0, 2, 5]
+    assert len(three) == 3 * 24 * 24
+    image_two = scene.splits["train"].images[2].reshape(-1, 3)
+    assert torch.equal(three.rgb[24 * 24 : 2 * 24 * 24], image_two)
+    _, d = scene.splits["train"].cameras[2].rays()
+    assert torch.equal(three.directions[24 * 24 : 2 * 24 * 24], d.reshape(-1, 3))
+    with pytest.raises(ConfigError, match="has 6 training views"):
+        RayDataset(scene, views=7)

@@ -55,6 +55,7 @@ class NerfTrainConfig(TrainConfig):
     betas: tuple[float, float] = (0.9, 0.99)  # Adam betas
     ema_decay: float = 0.0  # radiance fields train without an EMA copy: must stay 0
     downscale: int = 1  # the scene's images are used at 1/downscale of their size
+    views: int = 0  # training views used, spread evenly over the train split (0: all of them)
     eval_views: int = 5  # held-out views rendered per evaluation (0: all of the split)
     sample_every: int = 1000  # steps between preview renders of held-out views (0: never)
     sample_count: int = 4  # views in each preview
@@ -64,6 +65,7 @@ class NerfTrainConfig(TrainConfig):
         if self.ema_decay != 0:
             raise ConfigError("train.ema_decay must be 0: radiance fields train without EMA.")
         check_range("train.downscale", self.downscale, low=1)
+        check_range("train.views", self.views, low=0)
         check_range("train.eval_views", self.eval_views, low=0)
 
 
@@ -121,18 +123,25 @@ MLP_TINY: dict[str, Any] = {
 
 
 class RayDataset:
-    """Every pixel of a scene's train split as a ray; ``get_batch`` returns ``origins``,
-    ``directions`` (unit) and ``rgb``, each B x 3."""
+    """Every pixel of a scene's train split (or of ``views`` of its images, spread evenly over
+    the split's order; 0: all) as a ray; ``get_batch`` returns ``origins``, ``directions``
+    (unit) and ``rgb``, each B x 3."""
 
-    def __init__(self, scene: Scene) -> None:
+    def __init__(self, scene: Scene, views: int = 0) -> None:
         self.scene = scene
         train = scene.splits.get("train")
         if train is None:
             raise ConfigError(f"scene {scene.root} has no train split to train on.")
-        origins, directions = train.cameras.rays()
+        n = len(train.cameras)
+        if views > n:
+            raise ConfigError(
+                f"train.views={views}, but {scene.root} has {n} training views; use at most {n}."
+            )
+        self.views = torch.linspace(0, n - 1, views or n).round().long()  # the images used
+        origins, directions = train.cameras[self.views].rays()
         self.origins = origins.reshape(-1, 3)
         self.directions = directions.reshape(-1, 3)
-        self.rgb = train.images.reshape(-1, 3).float()
+        self.rgb = train.images[self.views].reshape(-1, 3).float()
 
     def __len__(self) -> int:
         return int(self.rgb.shape[0])
@@ -165,7 +174,8 @@ class RayDataset:
 
 def open_scene_data(data: str, model_config: Any, train_config: NerfTrainConfig) -> RayDataset:
     """The ray dataset of a run (the families' ``open_data`` hook)."""
-    return RayDataset(load_scene(scene_path(data), downscale=train_config.downscale))
+    scene = load_scene(scene_path(data), downscale=train_config.downscale)
+    return RayDataset(scene, views=train_config.views)
 
 
 class NerfTask(TrainTask):
