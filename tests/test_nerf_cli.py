@@ -181,3 +181,24 @@ def test_train_views_takes_that_many_images_spread_over_the_split(trained):
     assert torch.equal(three.directions[24 * 24 : 2 * 24 * 24], d.reshape(-1, 3))
     with pytest.raises(ConfigError, match="has 6 training views"):
         RayDataset(scene, views=7)
+
+
+def test_a_background_is_for_images_with_alpha(trained, cli, tmp_path):
+    scene, _ = trained
+    black = ["--set", "model.background=[0,0,0]"]
+    code, _, err = cli(
+        "nerf", "train", scene, "--out", tmp_path / "b", "--steps", "1", *TINY, *black
+    )
+    assert code == 0, err  # RGBA images: composited on black, and the model renders on black
+    rgb = tmp_path / "rgb"
+    (rgb / "train").mkdir(parents=True)
+    meta = json.loads((scene / "transforms_train.json").read_text())
+    for frame in meta["frames"]:
+        name = Path(frame["file_path"]).name + ".png"
+        Image.open(scene / "train" / name).convert("RGB").save(rgb / "train" / name)
+    (rgb / "transforms_train.json").write_text(json.dumps(meta))
+    code, _, err = cli("nerf", "train", rgb, "--out", tmp_path / "c", "--steps", "1", *TINY, *black)
+    assert code != 0 and "no alpha channel" in err and "Traceback" not in err
+    grey = ["--set", "model.background=[0.5,0.5,0.5]"]
+    code, _, err = cli("nerf", "train", scene, "--out", tmp_path / "d", *TINY, *grey)
+    assert code != 0 and "white [1,1,1] or black" in err

@@ -174,7 +174,15 @@ class RayDataset:
 
 def open_scene_data(data: str, model_config: Any, train_config: NerfTrainConfig) -> RayDataset:
     """The ray dataset of a run (the families' ``open_data`` hook)."""
-    scene = load_scene(scene_path(data), downscale=train_config.downscale)
+    names = {(1.0, 1.0, 1.0): "white", (0.0, 0.0, 0.0): "black"}
+    chosen = model_config.background
+    if chosen is not None and tuple(float(v) for v in chosen) not in names:
+        raise ConfigError(
+            f"model.background={list(chosen)}: scenes are composited on white [1,1,1] or black "
+            "[0,0,0]; leave it out to use the scene's own (white for images with alpha)."
+        )
+    background = "auto" if chosen is None else names[tuple(float(v) for v in chosen)]
+    scene = load_scene(scene_path(data), downscale=train_config.downscale, background=background)
     return RayDataset(scene, views=train_config.views)
 
 
