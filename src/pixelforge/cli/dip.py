@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from pixelforge.cli.options import set_threads
 from pixelforge.errors import ConfigError
 
 
@@ -49,12 +50,7 @@ def dip(
         raise ConfigError(f"--scale must be at least 2 for upscale, got {scale}.")
     if iterations is not None and iterations < 1:
         raise ConfigError(f"--iterations must be at least 1, got {iterations}.")
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {threads}.")
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     pixels = read_image(image, mode="RGB")
     hole = read_mask(mask, *pixels.shape[:2]) if mask is not None else None
     steps = DEFAULT_ITERATIONS[task] if iterations is None else iterations

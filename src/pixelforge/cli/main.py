@@ -22,6 +22,7 @@ from pixelforge.cli.evaluate import eval_app
 from pixelforge.cli.latent import latent_app
 from pixelforge.cli.matting import composite, remove_bg
 from pixelforge.cli.nerf import nerf_app
+from pixelforge.cli.options import set_threads
 from pixelforge.cli.restore import register as register_restore
 from pixelforge.cli.study import study_app
 from pixelforge.cli.stylize import stylize
@@ -67,15 +68,6 @@ def err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {threads}.")
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------- train
 
 
@@ -118,7 +110,7 @@ def train(
     from pixelforge.training.run import prepare_run
     from pixelforge.training.trainer import Trainer
 
-    _set_threads(threads)
+    set_threads(threads)
     overrides = split_overrides(list(set_ or []))
     if steps is not None:
         overrides.setdefault("train", {})["steps"] = steps
@@ -470,7 +462,7 @@ def demo(
     """Train a class-conditional DCGAN on digits (~2 minutes on 2 CPU cores) and show results."""
     from pixelforge.demo import run_demo
 
-    _set_threads(threads)
+    set_threads(threads)
     report = run_demo(out_dir, retrain=retrain, console=err())
     out().print(f"demo results in {out_dir}/: {', '.join(p.name for p in report)}")
 

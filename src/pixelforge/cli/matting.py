@@ -10,18 +10,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pixelforge.cli.options import set_threads
 from pixelforge.errors import ConfigError, DataError, ImageReadError, PixelforgeError
 
 DEFAULT_MODEL = "matting"
-
-
-def _threads(threads: int | None) -> None:
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {threads}.")
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def _load_matting(spec: str | None, device: str) -> Any:
@@ -86,7 +78,7 @@ def remove_bg(
 
     from pixelforge.io.images import list_images, read_image, write_png
 
-    _threads(threads)
+    set_threads(threads)
     if image_or_folder.is_dir():
         files = list_images(image_or_folder)
         if not files:
@@ -153,7 +145,7 @@ def composite(
     from pixelforge.io.images import read_image, write_png
     from pixelforge.restoration.composites import composite_over, cover_resize
 
-    _threads(threads)
+    set_threads(threads)
     rgba = read_image(foreground, mode="RGBA")
     bg = read_image(background, mode="RGB")
     h, w = rgba.shape[:2]

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pixelforge.cli.options import set_threads
 from pixelforge.errors import ConfigError
 
 nerf_app = typer.Typer(
@@ -28,15 +29,6 @@ def _out() -> Console:
 
 def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _threads(threads: int | None) -> None:
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {threads}.")
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def _bar(label: str, enabled: bool) -> Progress:
@@ -101,7 +93,7 @@ def train(
     from pixelforge.training.run import prepare_run, read_run
     from pixelforge.training.trainer import Trainer
 
-    _threads(threads)
+    set_threads(threads)
     if model is not None and model not in MODELS:
         raise ConfigError(f"unknown --model {model!r}; use grid or mlp.")
     pairs = []
@@ -189,7 +181,7 @@ def render(
     )
     from pixelforge.tasks.nerf import orbit as make_orbit
 
-    _threads(threads)
+    set_threads(threads)
     if not scale > 0:
         raise ConfigError(f"--scale must be above 0, got {scale}.")
     model = _load(run, device)
@@ -269,7 +261,7 @@ def evaluate(
     from pixelforge.nerf.scenes import load_scene
     from pixelforge.tasks.nerf import evaluate_split
 
-    _threads(threads)
+    set_threads(threads)
     model = _load(run, device)
     scene_dir, downscale = _run_scene(run)
     if split in ("auto", "test", "val", "train"):

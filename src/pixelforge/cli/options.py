@@ -13,3 +13,15 @@ AllowPickle = Annotated[
 Force = Annotated[
     bool, typer.Option("--force", help="Replace --out if it exists and is not empty.")
 ]
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` (None: torch's default); below 1 is a user error."""
+    if threads is not None:
+        if threads < 1:
+            from pixelforge.errors import ConfigError
+
+            raise ConfigError(f"--threads must be at least 1, got {threads}.")
+        import torch
+
+        torch.set_num_threads(threads)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pixelforge.cli.options import set_threads
 from pixelforge.errors import ConfigError
 
 study_app = typer.Typer(
@@ -103,12 +104,7 @@ def augment(
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}.")
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {threads}.")
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     fracs = parse_fractions(fractions)
     budget = ClassifierBudget(steps=steps, batch_size=batch_size)
     err = _err()

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from pixelforge.cli.options import set_threads
 from pixelforge.errors import ConfigError
 
 VGG_NOTE = (
@@ -115,12 +116,7 @@ def stylize(
         raise ConfigError(
             "--model runs a saved style: it takes no --style-weight or Gatys options."
         )
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {threads}.")
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
 
     from pixelforge.features.vgg import RandomWeightsWarning
     from pixelforge.io.images import image_info

@@ -174,7 +174,7 @@ class RayDataset:
 
 def open_scene_data(data: str, model_config: Any, train_config: NerfTrainConfig) -> RayDataset:
     """The ray dataset of a run (the families' ``open_data`` hook)."""
-    names = {(1.0, 1.0, 1.0): "white", (0.0, 0.0, 0.0): "black"}
+    names: dict[tuple[float, ...], str] = {(1.0, 1.0, 1.0): "white", (0.0, 0.0, 0.0): "black"}
     chosen = model_config.background
     if chosen is not None and tuple(float(v) for v in chosen) not in names:
         raise ConfigError(
