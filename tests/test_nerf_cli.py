@@ -33,10 +33,12 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("nerf")
     scene, run = root / "scene", root / "run"
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()  # restored: later tests compare with subprocesses
     args = ["nerf", "make-scene", "simple", "--views", "6", "--size", "24", "--val-views", "2"]
     assert run_cli([*args, "--test-views", "3", "--out", scene]) == 0
-    assert run_cli(["nerf", "train", scene, "--out", run, "--steps", "8", *TINY]) == 0
+    train = ["nerf", "train", scene, "--out", run, "--steps", "8", "--threads", "1", *TINY]
+    assert run_cli(train) == 0
+    torch.set_num_threads(threads)
     return scene, run
 
 
