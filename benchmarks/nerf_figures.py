@@ -1,6 +1,6 @@
 """The README's NeRF picture: held-out views of a trained scene, ground truth | render | depth.
 
-    python benchmarks/nerf_figures.py RUN --views 3 --out docs/images/nerf-lego.png
+python benchmarks/nerf_figures.py RUN --views 3 --out docs/images/nerf-lego.png
 """
 
 from __future__ import annotations
