@@ -89,7 +89,10 @@ def main() -> None:
     }  # fmt: skip
     for item in args.overrides:
         key, _, value = item.partition("=")
-        train[key.removeprefix("train.")] = json.loads(value)
+        try:
+            train[key.removeprefix("train.")] = json.loads(value)
+        except json.JSONDecodeError:  # a bare word, as pixelforge train --set takes it
+            train[key.removeprefix("train.")] = value
     rows = []
     for n in args.photos:
         x = crops(n, args.size, seed=0)

@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-at", type=int, nargs="+", default=[500, 1000, 2000, 3000])
     parser.add_argument("--eval-views", type=int, default=0, help="0: every held-out view")
+    parser.add_argument("--test-views", type=int, default=0, help="0: every test view")
+    parser.add_argument("--render-views", type=int, default=3, help="timed renders (0: none)")
     parser.add_argument("--minutes", type=float, default=0.0, help="stop after this much training")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args()
@@ -73,19 +75,23 @@ def main() -> None:
             if step < target:
                 break
         test = trainer.dataset.scene.splits.get("test")
-        if test is not None:  # the test split, every view
-            pred = trainer.task.render_views(test.cameras).clamp(0, 1)
-            value = psnr(
-                pred.permute(0, 3, 1, 2), test.images.permute(0, 3, 1, 2), reduction="mean"
-            )
-            print(json.dumps({"step": step, "test_psnr": round(float(value), 2)}), flush=True)
+        if test is not None:  # the test split: every view, or --test-views evenly spread
+            n = len(test.images)
+            index = torch.linspace(0, n - 1, min(args.test_views or n, n)).round().long()
+            pred = trainer.task.render_views(test.cameras[index]).clamp(0, 1)
+            target = test.images[index].permute(0, 3, 1, 2)
+            value = psnr(pred.permute(0, 3, 1, 2), target, reduction="mean")
+            row = {"step": step, "test_psnr": round(float(value), 2), "test_views": len(index)}
+            print(json.dumps(row), flush=True)
+        if not args.render_views:
+            return
         model = trainer.task.export().eval()
         _, cameras = trainer.task.views
         render_image(model, cameras[0])
         t0 = time.perf_counter()
-        for i in range(3):
+        for i in range(args.render_views):
             render_image(model, cameras[i % len(cameras)])
-        ms = (time.perf_counter() - t0) / 3 * 1000
+        ms = (time.perf_counter() - t0) / args.render_views * 1000
         summary = {
             "family": args.family, "threads": args.threads, "load": os.getloadavg()[0],
             "view": f"{cameras.width}x{cameras.height}", "render_ms": round(ms),
