@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -100,11 +101,31 @@ def test_render_mistakes_are_one_line(trained, cli, tmp_path, args, needle):
     assert code != 0 and needle in err and "Traceback" not in err
 
 
-def test_a_model_folder_needs_poses_and_other_mistakes(trained, cli, tmp_path):
+def test_a_model_folder_alone_renders_the_runs_orbit(trained, cli, tmp_path):
+    """The model's config keeps its training rig: a copied model folder, away from its run and
+    scene, renders the same orbit as the run; a model without a rig asks for --pose."""
+    _, run = trained
+    model = tmp_path / "model"
+    shutil.copytree(run / "checkpoints" / "step-00000008" / "model", model)
+    rig = json.loads((model / "config.json").read_text())["config"]["rig"]
+    assert rig["width"] == rig["height"] == 24 and rig["radius"] > 0
+    for source, out in ((run, "from_run"), (model, "from_model")):
+        code, _, err = cli("nerf", "render", source, "--frames", "3", "--out", tmp_path / out)
+        assert code == 0, err
+    for i in range(3):
+        name = f"view_{i:04d}.png"
+        a, b = (np.asarray(Image.open(tmp_path / d / name)) for d in ("from_run", "from_model"))
+        assert np.array_equal(a, b)
+    meta = json.loads((model / "config.json").read_text())
+    meta["config"]["rig"] = None  # as saved before models kept their rig
+    (model / "config.json").write_text(json.dumps(meta))
+    code, _, err = cli("nerf", "render", model, "--out", tmp_path / "o.gif")
+    assert code != 0 and "--pose" in err and "Traceback" not in err
+
+
+def test_a_model_folder_needs_a_split_file_and_other_mistakes(trained, cli, tmp_path):
     scene, run = trained
     model = run / "checkpoints" / "step-00000008" / "model"
-    code, _, err = cli("nerf", "render", model, "--out", tmp_path / "o.gif")
-    assert code != 0 and "--pose" in err
     code, _, err = cli("nerf", "eval", model)
     assert code != 0 and "--split" in err
     code, _, err = cli("nerf", "eval", model, "--split", scene / "transforms_val.json")

@@ -185,16 +185,19 @@ def render(
     if not scale > 0:
         raise ConfigError(f"--scale must be above 0, got {scale}.")
     model = _load(run, device)
-    scene, downscale = _run_scene(run)
+    template: Any
     if pose is not None:
         template = load_poses(pose)
-    elif scene is not None:
+    elif model.config.rig is not None:  # the training cameras, kept in the model's config
+        template = model.config.rig
+    else:  # a model from before configs kept their rig: the cameras of its run's scene
+        scene, downscale = _run_scene(run)
+        if scene is None:
+            raise ConfigError(
+                f"{run} is a model folder without its run: give --pose transforms.json for the "
+                "cameras (with --orbit to circle them)."
+            )
         template = scene_cameras(scene, "train", downscale=downscale)
-    else:
-        raise ConfigError(
-            f"{run} is a model folder without its run: give --pose transforms.json for the "
-            "cameras (with --orbit to circle them)."
-        )
     aabb = torch.tensor(model.config.aabb, dtype=torch.float32).reshape(2, 3)
     center = aabb.mean(dim=0)
     if orbit or pose is None:

@@ -121,3 +121,66 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.
     c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2] = right, true_up, -forward
     c2w[:, :3, 3], c2w[:, 3, 3] = eye, 1.0
     return c2w
+
+
+def rig_up(cameras: Cameras) -> torch.Tensor:
+    """The rig's up direction. Cameras of a capture rarely roll, so their image-right axes are
+    all horizontal: up is the direction most nearly normal to every right axis (the least
+    eigenvector of their scatter), signed like the cameras' image-up axes. With fewer than two
+    distinct right axes, the mean image-up axis."""
+    right = cameras.c2w[:, :3, 0].double()
+    mean_up = cameras.c2w[:, :3, 1].double().mean(dim=0)
+    values, vectors = torch.linalg.eigh(right.T @ right)
+    up = vectors[:, 0]
+    if float(values[1] - values[0]) < 1e-6 * float(values[2]):  # one right axis: no constraint
+        up = mean_up
+    elif float(up @ mean_up) < 0:
+        up = -up
+    if float(up.norm()) < 1e-6:
+        raise ConfigError("the cameras' up directions cancel out; cannot orient an orbit.")
+    return (up / up.norm()).float()
+
+
+@dataclass(frozen=True)
+class Rig:
+    """A set of cameras summarised for orbits around a scene centre: what a trained model keeps
+    of its training cameras (``model.rig``), so that its folder alone can render an orbit."""
+
+    up: tuple[float, float, float]  # unit up direction (:func:`rig_up`)
+    start: tuple[float, float, float]  # unit direction in the orbit plane towards camera 0
+    radius: float  # median distance of the cameras from the centre
+    elevation: float  # median elevation above the plane normal to ``up``, in degrees
+    fx: float  # intrinsics and image size of camera 0
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if not (self.radius > 0 and self.width > 0 and self.height > 0 and self.fx > 0):
+            raise ConfigError(
+                f"model.rig: radius, fx, width and height must be above 0, got {self.radius}, "
+                f"{self.fx}, {self.width}, {self.height}."
+            )
+
+    @classmethod
+    def of(cls, cameras: Cameras, center: torch.Tensor) -> Rig:
+        """The summary of ``cameras`` around ``center`` (3)."""
+        up = rig_up(cameras)
+        offsets = cameras.centers.float() - center.float()
+        dist = offsets.norm(dim=-1)
+        heights = offsets @ up
+        elevation = torch.asin((heights / dist.clamp_min(1e-9)).clamp(-1, 1)).median()
+        first = offsets[0] - (offsets[0] @ up) * up
+        if float(first.norm()) < 1e-6:  # camera 0 straight above: any direction normal to up
+            first = torch.linalg.svd(up[None]).Vh[-1]
+        start = first / first.norm()
+        ux, uy, uz = (float(v) for v in up)
+        sx, sy, sz = (float(v) for v in start)
+        return cls(
+            up=(ux, uy, uz), start=(sx, sy, sz), radius=float(dist.median()),
+            elevation=math.degrees(float(elevation)), fx=float(cameras.fx[0]),
+            fy=float(cameras.fy[0]), cx=float(cameras.cx[0]), cy=float(cameras.cy[0]),
+            width=cameras.width, height=cameras.height,
+        )  # fmt: skip

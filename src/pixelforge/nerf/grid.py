@@ -41,6 +41,7 @@ from torch import nn
 
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
+from pixelforge.nerf.cameras import Rig
 from pixelforge.nerf.encoding import encoded_size, positional_encoding
 from pixelforge.nerf.render import composite, ray_box, weights_from_alpha
 
@@ -70,6 +71,7 @@ class NerfGridConfig:
     background: tuple[float, ...] | None = (
         None  # RGB behind the scene; null: the scene's (none: black)
     )
+    rig: Rig | None = None  # the training cameras in brief, for orbits; null: from the scene
     resolution: int = 128  # plane and line cells per axis of the trained field
     density_components: int = 8  # rank of the density factorisation, per plane
     color_components: int = 16  # rank of the appearance factorisation, per plane

@@ -27,6 +27,7 @@ from torch import nn
 
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
+from pixelforge.nerf.cameras import Rig
 from pixelforge.nerf.encoding import encoded_size, positional_encoding
 from pixelforge.nerf.grid import DEFAULT_AABB, check_scene_fields
 from pixelforge.nerf.render import (
@@ -47,6 +48,7 @@ class NerfMLPConfig:
     background: tuple[float, ...] | None = (
         None  # RGB behind the scene; null: the scene's (none: black)
     )
+    rig: Rig | None = None  # the training cameras in brief, for orbits; null: from the scene
     width: int = 128  # units per layer (paper: 256)
     depth: int = 8  # layers of the trunk (paper: 8)
     skip: int = 4  # the encoded input rejoins after this many layers (paper: 4)

@@ -1,8 +1,8 @@
 """Using a trained radiance field: render given cameras, an orbit or depth, and score views.
 
 - :func:`orbit` places cameras on a circle around the scene, at the training rig's distance and
-  median elevation, turning about the rig's "up" direction (:func:`rig_up`), with the intrinsics
-  of a training camera;
+  median elevation, turning about the rig's "up" direction, with the intrinsics of a training
+  camera (all kept in a model's config as a :class:`~pixelforge.nerf.cameras.Rig`);
 - :func:`render_views` renders RGB (or depth) images for any :class:`~pixelforge.nerf.cameras.
   Cameras`, one view at a time through :func:`pixelforge.nerf.render.render_image`;
 - :func:`depth_image` maps depth to a grey image (near bright, far dark, empty space black);
@@ -25,7 +25,7 @@ import torch
 from pixelforge.errors import ConfigError
 from pixelforge.io.atomic import atomic_write_bytes
 from pixelforge.metrics.image_quality import psnr, ssim
-from pixelforge.nerf.cameras import Cameras, look_at
+from pixelforge.nerf.cameras import Cameras, Rig, look_at
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 MAX_FRAMES = 3600  # an orbit's frame cap: a minute at 60 fps
@@ -33,26 +33,8 @@ MAX_FRAMES = 3600  # an orbit's frame cap: a minute at 60 fps
 Progress = Callable[[int, int], None]  # (views done, total views)
 
 
-def rig_up(cameras: Cameras) -> torch.Tensor:
-    """The rig's up direction. Cameras of a capture rarely roll, so their image-right axes are
-    all horizontal: up is the direction most nearly normal to every right axis (the least
-    eigenvector of their scatter), signed like the cameras' image-up axes. With fewer than two
-    distinct right axes, the mean image-up axis."""
-    right = cameras.c2w[:, :3, 0].double()
-    mean_up = cameras.c2w[:, :3, 1].double().mean(dim=0)
-    values, vectors = torch.linalg.eigh(right.T @ right)
-    up = vectors[:, 0]
-    if float(values[1] - values[0]) < 1e-6 * float(values[2]):  # one right axis: no constraint
-        up = mean_up
-    elif float(up @ mean_up) < 0:
-        up = -up
-    if float(up.norm()) < 1e-6:
-        raise ConfigError("the cameras' up directions cancel out; cannot orient an orbit.")
-    return (up / up.norm()).float()
-
-
 def orbit(
-    cameras: Cameras,
+    rig: Rig | Cameras,
     frames: int,
     *,
     center: torch.Tensor,
@@ -62,47 +44,34 @@ def orbit(
 ) -> Cameras:
     """``frames`` cameras on a circle about ``center`` looking at it.
 
-    Radius and elevation (degrees above the plane through ``center`` normal to the rig's up
-    direction) default to the medians of the given (training) cameras; the intrinsics and
-    image size are those of the first camera. The circle starts at the first camera's azimuth.
+    ``rig`` is a model's :class:`~pixelforge.nerf.cameras.Rig` or the (training) cameras it
+    summarises. Radius and elevation (degrees above the plane through ``center`` normal to the
+    rig's up direction) default to the rig's medians; the intrinsics and image size are those of
+    its first camera. The circle starts at the first camera's azimuth.
     """
     if frames < 1:
         raise ConfigError(f"an orbit needs at least 1 frame, got {frames}.")
     if frames > MAX_FRAMES:
         raise ConfigError(f"an orbit has at most {MAX_FRAMES} frames, got {frames}.")
-    up = rig_up(cameras)
-    offsets = cameras.centers.float() - center.float()
-    dist = offsets.norm(dim=-1)
-    heights = offsets @ up
-    r = float(dist.median()) if radius is None else radius
+    if isinstance(rig, Cameras):
+        rig = Rig.of(rig, center)
+    r = rig.radius if radius is None else radius
     if not r > 0:
         raise ConfigError(f"the orbit radius must be above 0, got {r}.")
-    if elevation is None:
-        elev = float(torch.asin((heights / dist.clamp_min(1e-9)).clamp(-1, 1)).median())
-    else:
-        elev = math.radians(elevation)
+    elev = math.radians(rig.elevation if elevation is None else elevation)
     if abs(math.cos(elev)) < 1e-3:
         raise ConfigError("an orbit at +-90 degrees elevation looks straight along the up axis.")
-    # an orthonormal frame (a, b) of the orbit plane, a towards the first camera
-    first = offsets[0] - (offsets[0] @ up) * up
-    if float(first.norm()) < 1e-6:
-        first = torch.linalg.svd(up[None]).Vh[-1]  # any direction normal to up
-    a = first / first.norm()
+    up, a = torch.tensor(rig.up), torch.tensor(rig.start)  # (a, b): the orbit plane's frame
     b = torch.cross(up, a, dim=0)
     angles = torch.arange(frames, dtype=torch.float32) * (2 * math.pi * turns / frames)
     ring = torch.cos(angles)[:, None] * a + torch.sin(angles)[:, None] * b
     eye = center.float() + r * (math.cos(elev) * ring + math.sin(elev) * up)
     c2w = look_at(eye, center.float(), up)
-    n = frames
+    full = torch.full((frames,), 1.0)
     return Cameras(
-        c2w=c2w,
-        fx=cameras.fx[:1].expand(n).clone(),
-        fy=cameras.fy[:1].expand(n).clone(),
-        cx=cameras.cx[:1].expand(n).clone(),
-        cy=cameras.cy[:1].expand(n).clone(),
-        width=cameras.width,
-        height=cameras.height,
-    )
+        c2w=c2w, fx=full * rig.fx, fy=full * rig.fy, cx=full * rig.cx, cy=full * rig.cy,
+        width=rig.width, height=rig.height,
+    )  # fmt: skip
 
 
 @torch.no_grad()

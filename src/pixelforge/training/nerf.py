@@ -4,8 +4,8 @@ Data: the run's data is a scene folder (``PATH`` or ``scene:PATH``, any format
 :func:`pixelforge.nerf.scenes.load_scene` reads). :class:`RayDataset` holds every pixel of the
 train split as a ray (origin, unit direction, colour), computed once; the trainer's per-epoch
 permutation of ``len(dataset)`` = all train pixels makes each step a random batch of
-``train.batch_size`` rays across all images. A new run takes the model's null ``aabb`` and
-``background`` from the scene (:meth:`RayDataset.resolve_model`).
+``train.batch_size`` rays across all images. A new run takes the model's null ``aabb``,
+``background`` and ``rig`` from the scene (:meth:`RayDataset.resolve_model`).
 
 Step: render the batch (random sample offsets drawn from the step's seeded generator, so a
 resumed run is exact), mean squared error against the pixels (``nerf-mlp``: coarse + fine), plus
@@ -34,7 +34,7 @@ from torch import nn
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
 from pixelforge.metrics.image_quality import psnr
-from pixelforge.nerf.cameras import Cameras
+from pixelforge.nerf.cameras import Cameras, Rig
 from pixelforge.nerf.grid import GridField, NerfGridConfig
 from pixelforge.nerf.mlp import NerfMLP, NerfMLPConfig
 from pixelforge.nerf.render import render_image
@@ -154,12 +154,17 @@ class RayDataset:
         }
 
     def resolve_model(self, model: Any) -> Any:
-        """Fill the model config's null ``aabb`` and ``background`` from the scene."""
+        """Fill the model config's null ``aabb``, ``background`` and ``rig`` from the scene (the
+        rig: the training cameras summarised around the box centre, so that the model's folder
+        alone can render an orbit)."""
         changes: dict[str, Any] = {}
         if model.aabb is None:
             changes["aabb"] = tuple(float(v) for v in self.scene.aabb.reshape(-1))
         if model.background is None and self.scene.background is not None:
             changes["background"] = tuple(float(v) for v in self.scene.background)
+        if model.rig is None:
+            box = torch.tensor(changes.get("aabb", model.aabb)).view(2, 3)
+            changes["rig"] = Rig.of(self.scene.splits["train"].cameras, box.mean(dim=0))
         return dataclasses.replace(model, **changes) if changes else model
 
     def eval_views(self, limit: int) -> tuple[torch.Tensor, Cameras]:
