@@ -73,7 +73,8 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 result = {"scene": args.scene, "minutes": args.minutes, "downscale": args.downscale,
-                          "threads": args.threads, "rows": rows}  # fmt: skip
+                          "threads": args.threads, "eval_views": args.eval_views,
+                          "test_views": args.test_views, "rows": rows}  # fmt: skip
                 atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     if args.plot:
         rows = result["rows"]
