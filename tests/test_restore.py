@@ -19,7 +19,7 @@ from pixelforge.restoration.masks import border_mask, box_mask, free_form_mask, 
 from pixelforge.tasks.image2image import apply_model
 from pixelforge.tasks.restore import uncrop_canvas
 from pixelforge.tasks.tiling import MAX_OUTPUT_PIXELS, run_tiled
-from pixelforge.training.restore import RestoreTrainConfig, make_pair
+from pixelforge.training.restore import RestoreTrainConfig, make_pair, pixel_term
 
 from conftest import FIXTURES
 
@@ -104,6 +104,22 @@ def test_training_pairs_fit_each_task():
         assert inp.shape[1] == model.in_channels and target.shape[1] == model.out_channels
         assert model.translate(inp, mask).shape == target.shape
         assert (mask is not None) == model.takes_mask
+
+
+def test_pixel_terms_average_over_the_hole_only():
+    """Inpainting's loss is the error inside the hole (known pixels are pasted back, so their
+    error must not dilute it); l2 is the squared error PSNR scores."""
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, 2:5, 3:7] = 1
+    hole = mask.expand(-1, 3, -1, -1).bool()
+    diff = (pred - target)[hole]
+    assert torch.allclose(pixel_term(pred, target, mask, "l1"), diff.abs().mean())
+    assert torch.allclose(pixel_term(pred, target, mask, "l2"), diff.square().mean())
+    assert torch.allclose(pixel_term(pred, target, None, "l2"), (pred - target).square().mean())
+    with pytest.raises(PixelforgeError, match="l1 or l2"):
+        RestoreTrainConfig(pixel_loss="huber")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------ tiling

@@ -4,8 +4,8 @@ Each clean patch of the batch gets its own degradation, drawn from a generator s
 per-image seed that comes from the step's seeded draws: a resumed run, and a run split over
 several processes, see exactly the same inputs. Augmentation: a random flip and quarter turn.
 
-Loss: L1 on the output (inpainting and uncropping: L1 inside the hole, normalised by its area;
-colorization: L1 on a/b). Super-resolution with a GAN (SRGAN, Ledig et al. 2017) adds
+Loss: L1 on the output (``train.pixel_loss=l2``: squared error; inpainting and uncropping: inside
+the hole, normalised by its area; colorization: on a/b). Super-resolution with a GAN (SRGAN, Ledig et al. 2017) adds
 ``perceptual_weight`` x a VGG feature distance and ``adv_weight`` x a non-saturating adversarial
 term from a patch discriminator, usually fine-tuned from a pixel-loss model with ``--init``.
 """
@@ -53,7 +53,10 @@ class RestoreTrainConfig(TrainConfig):
     )
     perceptual_weight: float = 0.0  # VGG feature loss weight (SRGAN: 1)
     adv_weight: float = 0.0  # adversarial loss weight (SRGAN: 1e-3); > 0 adds a discriminator
-    pixel_weight: float = 1.0  # L1 weight
+    pixel_weight: float = 1.0  # weight of the pixel term
+    pixel_loss: Literal["l1", "l2"] = (
+        "l1"  # the pixel term: L1, or squared error (what PSNR scores)
+    )
     d_width: int = 32  # discriminator width (adv_weight > 0)
 
     def __post_init__(self) -> None:
@@ -72,6 +75,8 @@ class RestoreTrainConfig(TrainConfig):
             raise ConfigError(
                 f"train.jpeg_quality must be [low, high] within 1-100, got {[ql, qh]}."
             )
+        if self.pixel_loss not in ("l1", "l2"):
+            raise ConfigError(f"train.pixel_loss must be l1 or l2, got '{self.pixel_loss}'.")
         if self.mask_kind not in ("mixed", "box", "free", "border"):
             raise ConfigError(
                 f"train.mask_kind must be mixed, box, free or border, got '{self.mask_kind}'."
@@ -105,6 +110,17 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         x = x.flip(-1)
     k = int(torch.randint(4, (1,), generator=g))
     return torch.rot90(x, k, dims=(-2, -1)) if k else x
+
+
+def pixel_term(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str
+) -> torch.Tensor:
+    """The mean absolute (``l1``) or squared (``l2``) error, over the hole's pixels and channels
+    when a mask (B x 1 x H x W, 1 in the hole) is given, else over every value."""
+    err = (pred - target).abs() if kind == "l1" else (pred - target).square()
+    if mask is None:
+        return err.mean()
+    return (err * mask).sum() / (mask.sum().clamp(min=1) * pred.shape[1])
 
 
 def make_pair(
@@ -197,13 +213,9 @@ class RestoreTask(TrainTask):
         inp, target, mask = self._pairs(batch["image"], ctx)
         with ctx.autocast():
             pred = self.model.translate(inp, mask).float()
-        if mask is not None:
-            area = mask.sum().clamp(min=1) * pred.shape[1]
-            pixel = ((pred - target).abs() * mask).sum() / area
-        else:
-            pixel = F.l1_loss(pred, target)
+        pixel = pixel_term(pred, target, mask, cfg.pixel_loss)
         loss = cfg.pixel_weight * pixel
-        out = {"l1": pixel.detach()}
+        out: dict[str, torch.Tensor] = {cfg.pixel_loss: pixel.detach()}
         if self.perceptual is not None:
             self.perceptual.to(pred.device)
             p, t = pred, target
