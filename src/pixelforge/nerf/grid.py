@@ -50,21 +50,11 @@ LINES = (2, 1, 0)  # the axis of the line paired with each plane: Z, Y, X
 DEFAULT_AABB = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)  # the NeRF synthetic scenes' box
 
 
-def check_scene_fields(aabb: tuple[float, ...] | None, background: Any) -> None:
-    """Checks shared by the radiance-field configs: 6 box floats with min < max, an RGB
-    background in [0, 1]."""
-    if aabb is not None and (len(aabb) != 6 or not all(aabb[i] < aabb[i + 3] for i in range(3))):
-        raise ConfigError(
-            f"model.aabb must be 6 numbers x0 y0 z0 x1 y1 z1 with min < max, got {aabb}."
-        )
-    if background is not None and (
-        len(background) != 3 or not all(0 <= c <= 1 for c in background)
-    ):
-        raise ConfigError(f"model.background must be 3 numbers in [0, 1], got {background}.")
-
-
 @dataclass(frozen=True)
-class NerfGridConfig:
+class SceneFields:
+    """The fields every radiance-field config shares: where the scene is, what is behind it and
+    the cameras it was trained from (null: filled from the scene by a new run)."""
+
     aabb: tuple[float, ...] | None = (
         None  # scene box x0 y0 z0 x1 y1 z1 (world); null: from the scene
     )
@@ -72,6 +62,23 @@ class NerfGridConfig:
         None  # RGB behind the scene; null: the scene's (none: black)
     )
     rig: Rig | None = None  # the training cameras in brief, for orbits; null: from the scene
+
+    def __post_init__(self) -> None:
+        aabb, background = self.aabb, self.background
+        if aabb is not None and (
+            len(aabb) != 6 or not all(aabb[i] < aabb[i + 3] for i in range(3))
+        ):
+            raise ConfigError(
+                f"model.aabb must be 6 numbers x0 y0 z0 x1 y1 z1 with min < max, got {aabb}."
+            )
+        if background is not None and (
+            len(background) != 3 or not all(0 <= c <= 1 for c in background)
+        ):
+            raise ConfigError(f"model.background must be 3 numbers in [0, 1], got {background}.")
+
+
+@dataclass(frozen=True)
+class NerfGridConfig(SceneFields):
     resolution: int = 128  # plane and line cells per axis of the trained field
     density_components: int = 8  # rank of the density factorisation, per plane
     color_components: int = 16  # rank of the appearance factorisation, per plane
@@ -86,7 +93,7 @@ class NerfGridConfig:
     weight_threshold: float = 1e-4  # samples with less weight skip the colour MLP
 
     def __post_init__(self) -> None:
-        check_scene_fields(self.aabb, self.background)
+        super().__post_init__()
         check_range("model.resolution", self.resolution, low=2)
         check_range("model.occupancy_resolution", self.occupancy_resolution, low=1)
         for name in ("density_components", "color_components", "color_features", "hidden"):

@@ -27,9 +27,8 @@ from torch import nn
 
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
-from pixelforge.nerf.cameras import Rig
 from pixelforge.nerf.encoding import encoded_size, positional_encoding
-from pixelforge.nerf.grid import DEFAULT_AABB, check_scene_fields
+from pixelforge.nerf.grid import DEFAULT_AABB, SceneFields
 from pixelforge.nerf.render import (
     alpha_weights,
     composite,
@@ -41,14 +40,7 @@ from pixelforge.nerf.render import (
 
 
 @dataclass(frozen=True)
-class NerfMLPConfig:
-    aabb: tuple[float, ...] | None = (
-        None  # scene box x0 y0 z0 x1 y1 z1 (world); null: from the scene
-    )
-    background: tuple[float, ...] | None = (
-        None  # RGB behind the scene; null: the scene's (none: black)
-    )
-    rig: Rig | None = None  # the training cameras in brief, for orbits; null: from the scene
+class NerfMLPConfig(SceneFields):
     width: int = 128  # units per layer (paper: 256)
     depth: int = 8  # layers of the trunk (paper: 8)
     skip: int = 4  # the encoded input rejoins after this many layers (paper: 4)
@@ -58,7 +50,7 @@ class NerfMLPConfig:
     fine_samples: int = 64  # extra samples per ray drawn from the coarse weights (paper: 128)
 
     def __post_init__(self) -> None:
-        check_scene_fields(self.aabb, self.background)
+        super().__post_init__()
         check_range("model.width", self.width, low=2)
         check_range("model.depth", self.depth, low=1)
         check_range("model.pos_freqs", self.pos_freqs, low=0)
