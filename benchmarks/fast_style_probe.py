@@ -3,7 +3,7 @@
 Trains the fast-style family with its real train step (through the Trainer; the random-weight
 VGG16 unless real weights are found) on fixed 128x128 crops of the first N CSun_Hays80 photos
 (one crop per photo, seeded), and reports the relative content and style losses on those same
-crops before training (a new residual network outputs the photo) and after. One photo can be
+crops before training (by the untrained network) and after. One photo can be
 memorised; the question is how fast the network learns a style that holds for many.
 
     python benchmarks/fast_style_probe.py --photos 1 2 40 --steps 150 --threads 1 \

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pixelforge import hub, runs
+from pixelforge.config import from_dict
 from pixelforge.errors import ConfigError, ModelLoadError
 from pixelforge.features.vgg import RandomWeightsWarning
 from pixelforge.models.fast_style import FastStyle, FastStyleConfig, from_pytorch_examples
@@ -278,15 +279,29 @@ def test_config_errors():
 
 
 @torch.no_grad()
-def test_a_new_network_starts_from_the_photo_and_out_of_range_pixels_are_penalised():
+def test_output_layers_tanh_paints_every_photo_alike_residual_starts_from_it():
     from pixelforge.style.gatys import range_penalty
 
-    x = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    cast = torch.tensor([0.15, -0.1, 0.05]).view(1, 3, 1, 1)  # a global colour cast
     torch.manual_seed(0)
-    fresh = FastStyle(FastStyleConfig(image_size=32, width=8, n_blocks=2))
-    plain = FastStyle(FastStyleConfig(image_size=32, width=8, n_blocks=2, residual=False))
-    assert float((fresh.translate(x) - x).abs().mean()) < 0.02  # residual: starts at the photo
+    kw = {"image_size": 32, "width": 8, "n_blocks": 2}
+    tanh = FastStyle(FastStyleConfig(**kw))  # the default for new networks
+    residual = FastStyle(FastStyleConfig(**kw, output="residual"))
+    plain = FastStyle(FastStyleConfig(**kw, output="linear"))
+    # tanh: always in range, and blind to the photo's cast (instance norm removes it), so one
+    # network gives every photo the same palette
+    assert tanh.config.output == "tanh"
+    assert float(tanh.translate(x * 50).abs().max()) <= 1.0
+    assert torch.allclose(tanh.translate(x + cast), tanh.translate(x), atol=1e-4)
+    # residual: starts at the photo, and keeps its cast
+    assert float((residual.translate(x) - x).abs().mean()) < 0.02
+    shifted = residual.translate(x + cast) - residual.translate(x)
+    assert torch.allclose(shifted, cast.expand_as(shifted), atol=1e-4)
     assert float((plain.translate(x) - x).abs().mean()) > 0.3  # pytorch/examples' plain output
+    # configs written before `output` existed still load, as what they were
+    assert from_dict(FastStyleConfig, {"residual": True}).output == "residual"
+    assert from_dict(FastStyleConfig, {"residual": False}).output == "linear"
     inside = torch.rand(2, 3, 8, 8)
     assert float(range_penalty(inside)) == 0.0
     outside = inside.clone()

@@ -322,15 +322,15 @@ class FastStyleTask(TrainTask):
     def init_from(self, model: nn.Module) -> None:
         c = self.model_config
         ok = isinstance(model, FastStyle) and (
-            (model.config.width, model.config.n_blocks, model.config.residual)
-            == (c.width, c.n_blocks, c.residual)
+            (model.config.width, model.config.n_blocks, model.config.output)
+            == (c.width, c.n_blocks, c.output)
         )
         if not ok:
             raise ConfigError(
                 f"--init needs a fast-style model with width {c.width}, {c.n_blocks} residual "
-                f"blocks and residual={str(c.residual).lower()} (set model.width, model.n_blocks "
-                "and model.residual to match it; imported pytorch/examples models have "
-                "residual=false)."
+                f"blocks and output={c.output} (set model.width, model.n_blocks and "
+                "model.output to match it; imported pytorch/examples models have "
+                "output=linear)."
             )
         for name in ("net", "net_ema"):
             if name in self.modules:
