@@ -84,3 +84,24 @@ def test_lr_schedule_warmup_and_cosine_reach_zero():
     assert cfg.lr_factor(10) == pytest.approx(1.0)
     assert cfg.lr_factor(100) == pytest.approx(0.0, abs=1e-12)
     assert 0 < cfg.lr_factor(55) < 1
+
+
+def test_a_key_without_section_goes_to_the_one_section_that_has_it(tmp_path):
+    """`--set style=X` (as the style-transfer docs write it) means train.style; a name two
+    sections share (seed: model and data) must be written in full."""
+    from pixelforge.registry import get_family
+    from pixelforge.training.run import place_bare_keys, prepare_run
+
+    fam = get_family("fast-style")
+    placed = place_bare_keys(
+        {"style": "a.png", "image_size": 64, "train": {"lr": 0.1}}, fam, "--set"
+    )
+    assert placed == {"train": {"style": "a.png", "lr": 0.1}, "model": {"image_size": 64}}
+    with pytest.raises(ConfigError, match=r"train\.seed or data\.seed|data\.seed or train\.seed"):
+        place_bare_keys({"seed": 1}, fam, "--set")
+    with pytest.raises(ConfigError, match="Did you mean 'style'"):
+        place_bare_keys({"stlye": "a.png"}, fam, "--set")
+    spec, _ = prepare_run(
+        "fast-style", "photos", tmp_path / "run", overrides={"style": "builtin:mosaic"}
+    )
+    assert spec.train.style == "builtin:mosaic"

@@ -10,6 +10,7 @@ such as a higher ``train.steps``) may change.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,36 @@ def _check_sections(values: dict[str, Any], where: str) -> None:
             raise ConfigError(
                 f"{where}: unknown section '{key}'; use model., train. or data. keys."
             )
+
+
+def place_bare_keys(values: dict[str, Any], family: Family, where: str) -> dict[str, Any]:
+    """``values`` with each key given without a section (``--set style=X``) moved to the one
+    section of ``family`` that has a field of that name (``train.style``); a name two sections
+    share must be given in full."""
+    fields = {
+        "model": {f.name for f in dataclasses.fields(family.config_cls)},
+        "train": {f.name for f in dataclasses.fields(family.train_config_cls)},
+        "data": {f.name for f in dataclasses.fields(DataConfig)},
+    }
+    out = {k: v for k, v in values.items() if k in SECTIONS}
+    for key, value in values.items():
+        if key in SECTIONS:
+            continue
+        owners = [section for section, names in fields.items() if key in names]
+        if len(owners) > 1:
+            raise ConfigError(
+                f"{where}: '{key}' is in more than one section of {family.name}; write "
+                f"{' or '.join(f'{o}.{key}' for o in owners)}."
+            )
+        if not owners:
+            close = difflib.get_close_matches(key, sorted(set().union(*fields.values())), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"{where}: unknown key '{key}' for {family.name}.{hint} Use model., train. or data. "
+                f"keys (`pixelforge train {family.name} --data DATA --print-config` lists them)."
+            )
+        out = merge(out, {owners[0]: {key: value}})
+    return out
 
 
 def _build(family: Family, values: dict[str, Any]) -> tuple[Any, Any, DataConfig]:
@@ -144,12 +175,16 @@ def prepare_run(
     """Decide the run's configuration. Returns (spec, resumed)."""
     overrides = overrides or {}
     config_file = config_file or {}
-    _check_sections(overrides, "--set")
     _check_sections(config_file, "--config")
+    stored = read_run(out) if runs.is_run_dir(out) else None
+    if stored is not None or family_name is not None:
+        overrides = place_bare_keys(
+            overrides, stored.family if stored else get_family(family_name or ""), "--set"
+        )
+    _check_sections(overrides, "--set")
     asked = merge(config_file, overrides)
 
-    if runs.is_run_dir(out):
-        stored = read_run(out)
+    if stored is not None:
         if family_name is not None and family_name != stored.family.name:
             raise ConfigError(
                 f"{out} is a {stored.family.name} run; it cannot continue as {family_name}. "
