@@ -87,6 +87,36 @@ def test_every_sampler_runs(sampler, prediction):
     assert torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
 
 
+def test_ddim_steps_with_the_noise_of_its_clipped_estimate(monkeypatch):
+    """DDIM clips its x0 estimate and re-derives the noise from it. Stepping with the unclipped
+    noise instead (diffusers' default) made samples worse the more steps they took (domain FID
+    0.30 at 50 steps, 5.8 at 250)."""
+    model = tiny_model()
+    z = torch.randn(2, *model.latent_shape(), generator=torch.Generator().manual_seed(0))
+
+    def noise_of(x: torch.Tensor) -> torch.Tensor:  # a stand-in UNet whose x0 leaves [-1, 1]
+        return -0.5 * x
+
+    monkeypatch.setattr(model, "_guided", lambda x, t, labels, guidance: noise_of(x))
+    got = model.denoise(z, None, sampler="ddim", steps=5)
+
+    from pixelforge.models.diffusion import make_scheduler
+
+    sched = make_scheduler(model.config, "ddim")
+    sched.set_timesteps(5)
+    ts, abar = sched.timesteps.tolist(), sched.alphas_cumprod
+    consistent, default = z.clone(), z.clone()
+    for i, t in enumerate(ts):
+        a, a_prev = abar[t], (abar[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0))
+        for x, rederive in ((consistent, True), (default, False)):
+            eps = noise_of(x)
+            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+            e = (x - a.sqrt() * x0) / (1 - a).sqrt() if rederive else eps
+            x.copy_(a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * e)
+    assert torch.allclose(got, consistent.clamp(-1, 1), atol=1e-5)
+    assert not torch.allclose(got, default.clamp(-1, 1), atol=1e-2)  # the test can tell them apart
+
+
 def test_bad_sampling_options_are_clear_errors():
     unconditional = tiny_model()
     with pytest.raises(ConfigError, match="guidance"):
