@@ -27,15 +27,9 @@ from scipy import ndimage
 
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
+from restoration import hole_psnr
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def hole_psnr(fill: np.ndarray, ref: np.ndarray, hole: np.ndarray) -> float:
-    """PSNR over the hole of ``fill`` (float RGB, rounded and clipped to uint8) against ``ref``."""
-    out = np.clip(np.round(fill), 0, 255)
-    diff = (out - ref)[hole] / 255.0
-    return float(10 * np.log10(1.0 / np.mean(diff**2)))
 
 
 def mean_fill(ref: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -80,7 +74,8 @@ def main() -> None:
             mask = read_image(args.masks / kind / f"{path.stem}.png", mode="L")[..., 0]
             hole = mask > 127
             for name, fill in fills.items():
-                scores[name].append(hole_psnr(fill(ref, hole), ref, hole))
+                out = np.clip(np.round(fill(ref, hole)), 0, 255)  # as 8-bit output
+                scores[name].append(hole_psnr(out, ref, hole))
         result[kind] = {name: round(float(np.mean(v)), 3) for name, v in scores.items()}
         result[kind]["images"] = len(scores["mean"])
         print(kind, json.dumps(result[kind]), flush=True)

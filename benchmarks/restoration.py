@@ -206,10 +206,15 @@ def bench_jpeg(model: Any, folder: Path, qualities: list[int], limit: int) -> di
     return result
 
 
+def hole_psnr(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR over the hole's pixels (``mask > 0``) of 8-bit ``out`` against ``ref``."""
+    diff = (out.astype(np.float64) - ref.astype(np.float64))[mask > 0] / 255.0
+    return float(10 * np.log10(1.0 / np.mean(diff**2)))
+
+
 def hole_scores(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """PSNR over the hole's pixels; SSIM over the hole's bounding box."""
-    diff = (out.astype(np.float64) - ref.astype(np.float64))[mask > 0] / 255.0
-    p = float(10 * np.log10(1.0 / np.mean(diff**2)))
+    p = hole_psnr(out, ref, mask)
     ys, xs = np.nonzero(mask)
     box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
     _, s = scores(out[box], ref[box])

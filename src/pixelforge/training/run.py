@@ -75,11 +75,7 @@ def place_bare_keys(values: dict[str, Any], family: Family, where: str) -> dict[
     """``values`` with each key given without a section (``--set style=X``) moved to the one
     section of ``family`` that has a field of that name (``train.style``); a name two sections
     share must be given in full."""
-    fields = {
-        "model": {f.name for f in dataclasses.fields(family.config_cls)},
-        "train": {f.name for f in dataclasses.fields(family.train_config_cls)},
-        "data": {f.name for f in dataclasses.fields(DataConfig)},
-    }
+    fields = {section: set(keys) for section, keys in default_config(family).items()}
     out = {k: v for k, v in values.items() if k in SECTIONS}
     for key, value in values.items():
         if key in SECTIONS:
@@ -177,10 +173,10 @@ def prepare_run(
     config_file = config_file or {}
     _check_sections(config_file, "--config")
     stored = read_run(out) if runs.is_run_dir(out) else None
-    if stored is not None or family_name is not None:
-        overrides = place_bare_keys(
-            overrides, stored.family if stored else get_family(family_name or ""), "--set"
-        )
+    if stored is not None:
+        overrides = place_bare_keys(overrides, stored.family, "--set")
+    elif family_name is not None:
+        overrides = place_bare_keys(overrides, get_family(family_name), "--set")
     _check_sections(overrides, "--set")
     asked = merge(config_file, overrides)
 
