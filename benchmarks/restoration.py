@@ -39,6 +39,7 @@ import torch
 from PIL import Image
 
 from pixelforge import hub
+from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.metrics.image_quality import psnr, ssim
 from pixelforge.tasks.image2image import apply_model
@@ -65,9 +66,12 @@ def scores(
     return p, s
 
 
+ENSEMBLE = {"copies": 1}  # --ensemble: flipped and transposed copies averaged per image
+
+
 def run_model(model: Any, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     m = None if mask is None else torch.from_numpy(mask.astype(np.float32))[None]
-    return to_uint8(apply_model(model, to_tensor(image), mask=m))
+    return to_uint8(apply_model(model, to_tensor(image), mask=m, ensemble=ENSEMBLE["copies"]))
 
 
 def mean(rows: list[dict[str, Any]], key: str) -> float:
@@ -308,11 +312,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--ensemble", type=int, default=1, help="average 1, 2, 4 or 8 flipped/transposed copies"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     model = hub.load(args.model) if args.model else None
+    ENSEMBLE["copies"] = args.ensemble
     t0 = time.perf_counter()
     if args.task == "sr":
         scale = args.scale or (model.scale if model is not None else 4)
@@ -333,6 +341,7 @@ def main() -> None:
         "task": args.task,
         "model": args.model,
         "threads": torch.get_num_threads(),
+        "ensemble": args.ensemble,
         "seconds": round(time.perf_counter() - t0, 1),
         "result": result,
     }
@@ -340,7 +349,7 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

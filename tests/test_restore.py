@@ -16,7 +16,7 @@ from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.restoration import degrade
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
 from pixelforge.restoration.masks import border_mask, box_mask, free_form_mask, smooth_fill
-from pixelforge.tasks.image2image import apply_model
+from pixelforge.tasks.image2image import apply_model, dihedral
 from pixelforge.tasks.restore import uncrop_canvas
 from pixelforge.tasks.tiling import MAX_OUTPUT_PIXELS, run_tiled
 from pixelforge.training.restore import RestoreTrainConfig, make_pair, pixel_term
@@ -134,6 +134,32 @@ def test_tiled_output_equals_one_pass_on_a_textured_photo():
     assert torch.allclose(
         apply_model(sr, image, tile=1024), apply_model(sr, image, tile=48, overlap=16), atol=1e-5
     )
+
+
+def test_self_ensemble_averages_the_flipped_and_transposed_passes():
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    copies = [dihedral(x, k) for k in range(8)]
+    assert len({tuple(c.flatten().tolist()) for c in copies}) == 8  # eight distinct copies
+    assert all(torch.equal(dihedral(c, k, inverse=True), x) for k, c in enumerate(copies))
+    # a non-square photo (transposed copies run tall) whose sides are multiples of 2**depth,
+    # so a pass is exactly the network on the image, without padding
+    model = small_model("inpaint")
+    image = photo()[:, :64, :96]
+    mask = torch.zeros(1, 64, 96)
+    mask[:, 20:40, 30:70] = 1
+    xin, m = (image * 2 - 1)[None] * (1 - mask), mask[None]
+    with torch.no_grad():
+        passes = [
+            dihedral(model.translate(dihedral(xin, k), dihedral(m, k)), k, inverse=True)
+            for k in range(8)
+        ]
+    for n in (2, 8):
+        mean = ((torch.stack(passes[:n]).mean(0)[0] + 1) / 2).clamp(0, 1)
+        expected = mean * mask + image * (1 - mask)
+        assert torch.allclose(apply_model(model, image, mask=mask, ensemble=n), expected, atol=1e-5)
+    assert not torch.allclose(passes[0], passes[7], atol=1e-3)  # the copies do disagree
+    with pytest.raises(PixelforgeError, match="1, 2, 4 or 8"):
+        apply_model(model, image, mask=mask, ensemble=3)
 
 
 def test_large_images_go_through_bounded_tiles_and_huge_outputs_are_refused():
@@ -279,6 +305,9 @@ def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):
         tmp_path / "o.png",
     )
     assert code == 2 and "does not exist" in err
+    code, _, err = cli("upscale", image, "--model", sr_model, "--scale", 2, "--ensemble", 3,
+                       "--out", tmp_path / "o.png")  # fmt: skip
+    assert code == 2 and "1, 2, 4 or 8" in err and "Traceback" not in err
 
 
 def test_python_api_restores_a_path_or_a_tensor(sr_model):
@@ -287,6 +316,8 @@ def test_python_api_restores_a_path_or_a_tensor(sr_model):
     from_path = pixelforge.restore("upscale", BUTTERFLY, model=str(sr_model), scale=2)
     from_tensor = pixelforge.restore("upscale", photo(), model=hub.load(sr_model))
     assert from_path.shape == (3, 512, 512) and torch.equal(from_path, from_tensor)
+    eight = pixelforge.restore("upscale", photo(), model=hub.load(sr_model), ensemble=8)
+    assert eight.shape == from_path.shape and not torch.equal(eight, from_path)  # it reached
 
 
 def test_every_shipped_restoration_model_has_a_card_with_data_recipe_and_scores(cli):

@@ -45,7 +45,8 @@ def restore(
     **options: Any,
 ) -> Any:
     """One image in, one image out, as the command of the same name: ``command`` is upscale,
-    denoise, restore-jpeg, colorize, inpaint or uncrop (``extend=``, ``side=``).
+    denoise, restore-jpeg, colorize, inpaint or uncrop (``extend=``, ``side=``); ``ensemble=8``
+    averages the outputs for the 8 flips and transposes of the image (EDSR+'s self-ensemble).
 
     ``image`` is a path or a C x H x W float tensor in [0, 1]; ``mask`` likewise (white / 1 =
     fill). Returns a C x H' x W' float tensor in [0, 1]. ``model`` is a loaded model, a MODEL spec

@@ -18,10 +18,24 @@ Model = Annotated[
 ]
 Tile = Annotated[int, typer.Option(help="Largest tile side in input pixels (memory use).")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+Ensemble = Annotated[
+    int,
+    typer.Option(
+        help="Average the outputs for 1, 2, 4 or 8 flipped and transposed copies of the image "
+        "(8: the EDSR+ self-ensemble; that many times slower, slightly more accurate)."
+    ),
+]
 
 
 def _run(
-    command: str, source: str, out: Path, model: str | None, tile: int, device: str, **kw: object
+    command: str,
+    source: str,
+    out: Path,
+    model: str | None,
+    tile: int,
+    device: str,
+    ensemble: int,
+    **kw: object,
 ) -> None:
     from pixelforge.tasks.restore import run_command
     from pixelforge.training.trainer import resolve_device
@@ -33,6 +47,7 @@ def _run(
         model=model,
         tile=tile,
         device=resolve_device(device),
+        ensemble=ensemble,
         **kw,  # type: ignore[arg-type]
     )
     Console().print(
@@ -47,31 +62,47 @@ def upscale(
     model: Model = None,
     tile: Tile = 512,
     device: Device = "auto",
+    ensemble: Ensemble = 1,
 ) -> None:
     """Super-resolution: enlarge an image SCALE times (default model sr-x{scale};
     sr-x4-gan: sharper textures; sr-x4-real: for blurry, noisy, compressed photos)."""
-    _run("upscale", source, out, model, tile, device, scale=scale)
+    _run("upscale", source, out, model, tile, device, ensemble, scale=scale)
 
 
 def denoise(
-    source: Source, out: Out, model: Model = None, tile: Tile = 512, device: Device = "auto"
+    source: Source,
+    out: Out,
+    model: Model = None,
+    tile: Tile = 512,
+    device: Device = "auto",
+    ensemble: Ensemble = 1,
 ) -> None:
     """Remove Gaussian-like noise (blind: sigma 0-55 in 8-bit units)."""
-    _run("denoise", source, out, model, tile, device)
+    _run("denoise", source, out, model, tile, device, ensemble)
 
 
 def restore_jpeg(
-    source: Source, out: Out, model: Model = None, tile: Tile = 512, device: Device = "auto"
+    source: Source,
+    out: Out,
+    model: Model = None,
+    tile: Tile = 512,
+    device: Device = "auto",
+    ensemble: Ensemble = 1,
 ) -> None:
     """Remove JPEG blocking and ringing."""
-    _run("restore-jpeg", source, out, model, tile, device)
+    _run("restore-jpeg", source, out, model, tile, device, ensemble)
 
 
 def colorize(
-    source: Source, out: Out, model: Model = None, tile: Tile = 512, device: Device = "auto"
+    source: Source,
+    out: Out,
+    model: Model = None,
+    tile: Tile = 512,
+    device: Device = "auto",
+    ensemble: Ensemble = 1,
 ) -> None:
     """Colour a greyscale photo (colour input is turned grey first)."""
-    _run("colorize", source, out, model, tile, device)
+    _run("colorize", source, out, model, tile, device, ensemble)
 
 
 def inpaint(
@@ -81,9 +112,10 @@ def inpaint(
     model: Model = None,
     tile: Tile = 1024,
     device: Device = "auto",
+    ensemble: Ensemble = 1,
 ) -> None:
     """Fill the white area of MASK with plausible content."""
-    _run("inpaint", source, out, model, tile, device, mask=mask)
+    _run("inpaint", source, out, model, tile, device, ensemble, mask=mask)
 
 
 def uncrop(
@@ -94,9 +126,10 @@ def uncrop(
     model: Model = None,
     tile: Tile = 1024,
     device: Device = "auto",
+    ensemble: Ensemble = 1,
 ) -> None:
     """Extend an image beyond its borders (outpainting)."""
-    _run("uncrop", source, out, model, tile, device, extend=extend, side=side)
+    _run("uncrop", source, out, model, tile, device, ensemble, extend=extend, side=side)
 
 
 def register(app: typer.Typer) -> None:

@@ -108,10 +108,12 @@ def restore_image(
     side: str = "all",
     tile: int = 512,
     device: Any = "cpu",
+    ensemble: int = 1,
 ) -> torch.Tensor:
     """Run ``command`` (upscale, denoise, restore-jpeg, colorize, inpaint, uncrop) on one image
     (C x H x W in [0, 1]); returns the result in [0, 1]. ``model``: a loaded model, a MODEL spec
-    or None for the shipped default; ``mask`` (1 x H x W, 1 = fill) for inpaint."""
+    or None for the shipped default; ``mask`` (1 x H x W, 1 = fill) for inpaint; ``ensemble``
+    (1, 2, 4 or 8): average over that many flipped and transposed copies (8x the time at 8)."""
     m = (
         model
         if isinstance(model, ImageToImage)
@@ -132,7 +134,7 @@ def restore_image(
                 "first, or use a colour model."
             )
         image = image[:1]
-    return apply_model(m, image, mask=mask, tile=tile, device=device)
+    return apply_model(m, image, mask=mask, tile=tile, device=device, ensemble=ensemble)
 
 
 def run_command(
@@ -147,6 +149,7 @@ def run_command(
     side: str = "all",
     tile: int = 512,
     device: Any = "cpu",
+    ensemble: int = 1,
 ) -> list[Path]:
     """Run ``command`` on an image or a folder of images; returns the files written."""
     m = load_for(command, model, scale=scale, device=device)
@@ -159,13 +162,14 @@ def run_command(
     for src, dst in pairs:
         result = restore_image(
             command, read_as_tensor(src), model=m, mask=hole, extend=extend, side=side,
-            tile=tile, device=device,
+            tile=tile, device=device, ensemble=ensemble,
         )  # fmt: skip
         provenance = {
             "command": command,
             "model": str(name),
             "model_sha256": getattr(m, "model_sha256", None),
             "source": src.name,
+            "ensemble": ensemble,
         }
         write_png(dst, result, provenance)
         written.append(dst)
