@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -69,40 +70,26 @@ def upscale(
     _run("upscale", source, out, model, tile, device, ensemble, scale=scale)
 
 
-def denoise(
-    source: Source,
-    out: Out,
-    model: Model = None,
-    tile: Tile = 512,
-    device: Device = "auto",
-    ensemble: Ensemble = 1,
-) -> None:
-    """Remove Gaussian-like noise (blind: sigma 0-55 in 8-bit units)."""
-    _run("denoise", source, out, model, tile, device, ensemble)
+def _image_only(command: str, doc: str) -> Callable[..., None]:
+    """A command that takes an image and options only (no mask, no scale)."""
+
+    def run(
+        source: Source,
+        out: Out,
+        model: Model = None,
+        tile: Tile = 512,
+        device: Device = "auto",
+        ensemble: Ensemble = 1,
+    ) -> None:
+        _run(command, source, out, model, tile, device, ensemble)
+
+    run.__doc__ = doc
+    return run
 
 
-def restore_jpeg(
-    source: Source,
-    out: Out,
-    model: Model = None,
-    tile: Tile = 512,
-    device: Device = "auto",
-    ensemble: Ensemble = 1,
-) -> None:
-    """Remove JPEG blocking and ringing."""
-    _run("restore-jpeg", source, out, model, tile, device, ensemble)
-
-
-def colorize(
-    source: Source,
-    out: Out,
-    model: Model = None,
-    tile: Tile = 512,
-    device: Device = "auto",
-    ensemble: Ensemble = 1,
-) -> None:
-    """Colour a greyscale photo (colour input is turned grey first)."""
-    _run("colorize", source, out, model, tile, device, ensemble)
+denoise = _image_only("denoise", "Remove Gaussian-like noise (blind: sigma 0-55 in 8-bit units).")
+restore_jpeg = _image_only("restore-jpeg", "Remove JPEG blocking and ringing.")
+colorize = _image_only("colorize", "Colour a greyscale photo (colour input is turned grey first).")
 
 
 def inpaint(
@@ -135,8 +122,8 @@ def uncrop(
 def register(app: typer.Typer) -> None:
     """Add the restoration commands to ``app``."""
     app.command()(upscale)
-    app.command()(denoise)
+    app.command("denoise")(denoise)
     app.command("restore-jpeg")(restore_jpeg)
-    app.command()(colorize)
+    app.command("colorize")(colorize)
     app.command()(inpaint)
     app.command()(uncrop)
