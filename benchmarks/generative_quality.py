@@ -21,6 +21,13 @@ the ratios to the first entry).
     python benchmarks/generative_quality.py --model runs/diff-digits16 \\
         --samplers ddpm:1000:500 ddim:50:500 ddim:50:2000 dpm-solver++:20:2000
 
+A long run can be split over processes: draw shards with other ``--seed`` values and
+``--save-samples``, then score their union with ``--from-samples``:
+
+    python benchmarks/generative_quality.py --model M --samplers ddpm:1000:1000 --seed 0 \\
+        --save-samples s0.safetensors   # and --seed 1 --save-samples s1.safetensors, at once
+    python benchmarks/generative_quality.py --model M --from-samples s0.safetensors s1.safetensors
+
 Prints JSON (and writes it with ``--out``).
 """
 
@@ -35,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save as save_file_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -43,7 +52,7 @@ from machine import cpu_model
 from pixelforge.data import DataConfig, open_dataset
 from pixelforge.features.registry import get_extractor
 from pixelforge.hub import load
-from pixelforge.io.atomic import atomic_write_text
+from pixelforge.io.atomic import atomic_write_bytes, atomic_write_text
 from pixelforge.metrics.fid import frechet_distance
 from pixelforge.metrics.kid import kid
 from pixelforge.tasks.evaluate import extract_images
@@ -91,24 +100,69 @@ def baseline(size: int) -> dict[str, Any]:
     }
 
 
+def score(images: torch.Tensor, labels: torch.Tensor, size: int, test_feats: Any) -> dict[str, Any]:
+    """Judged class accuracy (overall and worst class) and domain FID/KID of labelled samples."""
+    predicted = classify(images, size)
+    per_class = [float((predicted[labels == k] == k).float().mean()) for k in labels.unique()]
+    return {
+        "n": int(images.shape[0]),
+        "class_accuracy": float((predicted == labels).float().mean()),
+        "class_accuracy_min_class": min(per_class),
+        **distances(test_feats, _features(images)),
+    }
+
+
 def evaluate_samples(
-    model: Any, n: int, seed: int, size: int, test_feats: Any, **options: Any
+    model: Any,
+    n: int,
+    seed: int,
+    size: int,
+    test_feats: Any,
+    save: Path | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     labels = torch.arange(n) % model.num_classes
     t0 = time.perf_counter()
     images = model.sample(n, seed=seed, labels=labels, **options)
     seconds = time.perf_counter() - t0
-    predicted = classify(images, size)
-    per_class = [
-        float((predicted[labels == k] == k).float().mean()) for k in range(model.num_classes)
-    ]
+    if save is not None:
+        meta = {"options": options, "seed": seed, "sample_seconds": seconds}
+        blob = save_file_bytes({"images": images.contiguous(), "labels": labels},
+                               {"meta": json.dumps(meta)})  # fmt: skip
+        save.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(save, blob)
     return {
-        "n": n,
         "options": options,
         "sample_seconds": round(seconds, 2),
-        "class_accuracy": float((predicted == labels).float().mean()),
-        "class_accuracy_min_class": min(per_class),
-        **distances(test_feats, _features(images)),
+        **score(images, labels, size, test_feats),
+    }
+
+
+def merged_samples(paths: list[Path], size: int, test_feats: Any) -> dict[str, Any]:
+    """Score the union of sample shards saved by ``--save-samples`` (same options, other seeds)."""
+    images, labels, metas = [], [], []
+    for path in paths:
+        with safe_open(str(path), framework="pt") as f:
+            images.append(f.get_tensor("images"))
+            labels.append(f.get_tensor("labels"))
+            metas.append(json.loads((f.metadata() or {})["meta"]))
+    if len({json.dumps(m["options"], sort_keys=True) for m in metas}) != 1:
+        raise SystemExit("--from-samples: the shards were drawn with different options")
+    if len({m["seed"] for m in metas}) != len(metas):
+        raise SystemExit("--from-samples: two shards share a seed, so they repeat samples")
+    return {
+        "options": metas[0]["options"],
+        "shards": [
+            {
+                "file": p.name,
+                "seed": m["seed"],
+                "n": int(x.shape[0]),
+                "sample_seconds": round(m["sample_seconds"], 2),
+            }
+            for p, m, x in zip(paths, metas, images, strict=True)
+        ],
+        "sample_seconds": round(sum(m["sample_seconds"] for m in metas), 2),
+        **score(torch.cat(images), torch.cat(labels), size, test_feats),
     }
 
 
@@ -148,6 +202,13 @@ def main() -> None:
         "--speed", type=int, default=0, help="time --samplers over N alternating rounds"
     )
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument(
+        "--save-samples", type=Path, default=None, help="write the drawn samples (one run)"
+    )
+    ap.add_argument(
+        "--from-samples", nargs="+", type=Path, default=None,
+        help="score the union of saved sample shards instead of sampling",
+    )  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -165,15 +226,27 @@ def main() -> None:
     if args.truncation is not None:
         common["truncation"] = args.truncation
     runs: list[dict[str, Any]] = []
-    if args.speed:
+    if args.save_samples is not None and (args.speed or len(args.samplers or [None]) != 1):
+        raise SystemExit("--save-samples takes one run: at most one --samplers entry")
+    if args.from_samples:
+        runs.append(merged_samples(args.from_samples, size, test_feats))
+    elif args.speed:
         runs = speed(model, args.samplers or [], args.speed, common)
     elif args.samplers:
         for entry in args.samplers:
             name, steps, n = entry.split(":")
             opts = {**common, "sampler": name, "steps": int(steps)}
-            runs.append(evaluate_samples(model, int(n), args.seed, size, test_feats, **opts))
+            runs.append(
+                evaluate_samples(
+                    model, int(n), args.seed, size, test_feats, args.save_samples, **opts
+                )
+            )
     else:
-        runs.append(evaluate_samples(model, args.n, args.seed, size, test_feats, **common))
+        runs.append(
+            evaluate_samples(
+                model, args.n, args.seed, size, test_feats, args.save_samples, **common
+            )
+        )
     result = {
         "benchmark": "generative_quality",
         "model": str(args.model),
