@@ -11,8 +11,9 @@ Protocols (docs/benchmarks.md, "Restoration"):
   search 21) when cv2 is importable.
 - jpeg: PIL JPEG at quality q with 4:2:0 subsampling; RGB PSNR/SSIM against the JPEG input.
 - inpaint: the masks of benchmarks/masks.py (box 25%, free-form 15-25%); PSNR over the hole's
-  pixels and SSIM over the hole's bounding box; the baseline is OpenCV's Telea inpainting
-  (radius 5) when cv2 is importable.
+  pixels and SSIM over the hole's bounding box. Baselines: OpenCV's Telea inpainting (radius 5)
+  when cv2 is importable, and the two fills an inpainting model can start from, alone:
+  pixelforge's push-pull ``smooth_fill`` and ``harmonic_fill``.
 - colorize: the BT.601 grey of each photo (PIL "L", replicated to RGB) in; RGB PSNR/SSIM against
   the original, and Hasler and Suesstrunk's colourfulness of the output, the grey input (0) and
   the original.
@@ -42,6 +43,7 @@ from pixelforge import hub
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.metrics.image_quality import psnr, ssim
+from pixelforge.restoration.masks import harmonic_fill, smooth_fill
 from pixelforge.tasks.image2image import apply_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -240,6 +242,10 @@ def bench_inpaint(model: Any, folder: Path, masks: Path, limit: int) -> dict[str
             if cv2 is not None:
                 telea = cv2.inpaint(clean * (1 - mask[..., None]), mask, 5, cv2.INPAINT_TELEA)
                 row["telea_psnr"], row["telea_ssim"] = hole_scores(telea, clean, mask)
+            x, m = to_tensor(clean)[None], torch.from_numpy(mask).float()[None, None]
+            for name, fill in (("smooth", smooth_fill), ("harmonic", harmonic_fill)):
+                out = to_uint8(fill(x * (1 - m), m)[0])
+                row[f"{name}_psnr"], row[f"{name}_ssim"] = hole_scores(out, clean, mask)
             if model is not None:
                 out = run_model(model, clean * (1 - mask[..., None]), mask)
                 row["model_psnr"], row["model_ssim"] = hole_scores(out, clean, mask)

@@ -15,7 +15,13 @@ from pixelforge.metrics.image_quality import psnr
 from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.restoration import degrade
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
-from pixelforge.restoration.masks import border_mask, box_mask, free_form_mask, smooth_fill
+from pixelforge.restoration.masks import (
+    border_mask,
+    box_mask,
+    free_form_mask,
+    harmonic_fill,
+    smooth_fill,
+)
 from pixelforge.tasks.image2image import apply_model, dihedral
 from pixelforge.tasks.restore import uncrop_canvas
 from pixelforge.tasks.tiling import MAX_OUTPUT_PIXELS, run_tiled
@@ -189,10 +195,45 @@ def test_smooth_fill_continues_the_surroundings_and_keeps_known_pixels():
     grey_err = (0.5 - ramp)[hole].abs().mean()
     assert fill_err < 0.25 * grey_err
     assert filled.min() >= 0 and filled.max() <= 1  # a convex mix of known values
-    # an untrained inpainting network starts exactly from this fill
-    model = RestoreModel(RestoreConfig(task="inpaint", image_size=32, width=8, blocks=1))
+    # an untrained inpainting network starts exactly from its fill
+    config = RestoreConfig(task="inpaint", image_size=32, width=8, blocks=1, fill="smooth")
     x, m = photo()[None, :, :32, :32] * 2 - 1, mask[..., :32, :32]
-    assert torch.allclose(model.translate(x, m), smooth_fill(x, m), atol=1e-6)
+    assert torch.allclose(RestoreModel(config).translate(x, m), smooth_fill(x, m), atol=1e-6)
+
+
+def test_harmonic_fill_is_exact_on_harmonic_images_and_bounded_by_the_border():
+    # linear ramps and the saddle x*y have zero (discrete) Laplacian: the fill must give them
+    # back exactly from the border alone, in a box and in thin strokes
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 60), torch.linspace(-1, 1, 80), indexing="ij")
+    image = torch.stack([0.3 * xs - 0.2 * ys, xs * ys, 0.5 + 0.0 * xs])[None]
+    box = torch.from_numpy(box_mask(60, 80, area=0.25)).float()[None, None]
+    strokes = torch.zeros(1, 1, 60, 80)  # kept off the image's edge, where the fill reflects
+    strokes[..., 4:-4, 4:-4] = torch.from_numpy(free_form_mask(52, 72, np.random.default_rng(3)))
+    for mask in (box, strokes):
+        filled = harmonic_fill(image * (1 - mask), mask)
+        hole = mask.expand_as(image) > 0
+        assert torch.equal(filled[~hole], image[~hole])
+        assert float((filled - image).abs().max()) < 1e-3
+        assert float((smooth_fill(image * (1 - mask), mask) - image).abs().max()) > 0.02
+    # a photo: every filled value lies between the extremes of the known ones (max principle)
+    x = photo()[None, :, :64, :96]
+    mask = torch.from_numpy(box_mask(64, 96, area=0.25)).float()[None, None]
+    filled = harmonic_fill(x * (1 - mask), mask)
+    known = x.masked_select(mask.expand_as(x) == 0)
+    assert filled.min() >= known.min() - 1e-4 and filled.max() <= known.max() + 1e-4
+
+
+def test_tiled_inpainting_fills_the_hole_from_the_whole_image():
+    # the hole's fill is solved once on the whole image, then the tiles correct it: an
+    # untrained network (which outputs its fill) gives the same image at any tile size
+    model = RestoreModel(RestoreConfig(task="inpaint", image_size=32, width=8, blocks=1, depth=2))
+    image = photo()[:, :150, :200]
+    mask = torch.from_numpy(box_mask(150, 200, area=0.3)).float()[None]
+    one = apply_model(model, image, mask=mask, tile=1024)
+    tiled = apply_model(model, image, mask=mask, tile=64, overlap=16)
+    assert torch.allclose(one, tiled, atol=1e-5)
+    whole = harmonic_fill((image * (1 - mask))[None] * 2 - 1, mask[None])[0]  # model range
+    assert torch.allclose(one, ((whole + 1) / 2).clamp(0, 1), atol=1e-5)
 
 
 def test_inpainting_keeps_known_pixels_and_any_size_works():

@@ -32,6 +32,9 @@ class Family:
     # dataset with len(), get_batch(indices) and resolve_model(model config) -> the config with
     # its null fields filled from the data; None: image datasets through pixelforge.data
     open_data: Callable[[str, Any, Any], Any] | None = None
+    # model config fields that a run started with --init may set anew: they leave the weights'
+    # shapes alone (an image2image family's training crop size, image_size, always may)
+    init_free: tuple[str, ...] = ()
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -10,6 +10,7 @@ from pixelforge.training.config import TINY_TRAIN
 from pixelforge.training.diffusion import TINY as DIFFUSION_TINY
 from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
 from pixelforge.training.gan import GANTask, GANTrainConfig
+from pixelforge.training.restore import INIT_FREE as RESTORE_INIT_FREE
 from pixelforge.training.restore import TINY as RESTORE_TINY
 from pixelforge.training.restore import RestoreTask, RestoreTrainConfig
 from pixelforge.training.stylegan import TINY as STYLEGAN_TINY
@@ -83,6 +84,7 @@ register(
         task_cls=RestoreTask,
         tiny=RESTORE_TINY,
         kind="image2image",
+        init_free=RESTORE_INIT_FREE,
     )
 )
 

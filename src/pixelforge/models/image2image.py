@@ -42,6 +42,16 @@ class ImageToImage(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.translate(x, mask)
 
+    def prepare(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Work on the whole image that :meth:`translate` would otherwise do on each tile
+        (inpainting: the hole's starting fill). Tiled inference calls it once, then
+        :meth:`translate_prepared` per tile; ``translate == translate_prepared(prepare(x))``."""
+        return x
+
+    def translate_prepared(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`translate` of an input already passed through :meth:`prepare`."""
+        return self.translate(x, mask)
+
     @property
     def uses_instance_norm(self) -> bool:
         """True when the output depends on statistics over the whole input (instance norm)."""

@@ -11,7 +11,8 @@ Two fully convolutional architectures:
   dilated blocks at the bottom, for a receptive field that covers JPEG blocks, noise and holes.
   Its output is added to the input (denoise, JPEG, inpainting, uncropping) or is the a/b colour of
   the L input (colorization). Inpainting and uncropping networks see the image with its hole
-  filled by a smooth extension of the known pixels (``fill``) and the mask, and correct that fill.
+  filled from the known pixels around it (``fill``: the harmonic interpolation or a push-pull
+  pyramid) and the mask, and correct that fill.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import nn
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
 from pixelforge.models.image2image import ImageToImage
-from pixelforge.restoration.masks import smooth_fill
+from pixelforge.restoration.masks import harmonic_fill, smooth_fill
 
 Task = Literal["sr", "denoise", "jpeg", "colorize", "inpaint", "uncrop"]
 TASKS: tuple[str, ...] = ("sr", "denoise", "jpeg", "colorize", "inpaint", "uncrop")
@@ -43,9 +44,9 @@ class RestoreConfig:
     width: int = 48  # feature maps at full resolution
     blocks: int = 6  # residual blocks (resnet: in the body; unet: at the bottom level)
     depth: int = 3  # unet: number of halvings (input sides are padded to 2**depth)
-    # inpaint/uncrop: the hole's starting guess, which the network corrects: "smooth" (push-pull
-    # extension of the surrounding pixels) or "zero" (mid-grey)
-    fill: Literal["smooth", "zero"] = "smooth"
+    # inpaint/uncrop: the hole's starting guess, which the network corrects: "harmonic" (Laplace
+    # interpolation of the hole's border), "smooth" (push-pull pyramid) or "zero" (mid-grey)
+    fill: Literal["harmonic", "smooth", "zero"] = "harmonic"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -60,8 +61,8 @@ class RestoreConfig:
             raise ConfigError("model.arch=unet does not upscale; use arch=resnet for sr.")
         if self.network == "resnet" and self.task in ("inpaint", "uncrop"):
             raise ConfigError("inpaint and uncrop models need arch=unet (a large receptive field).")
-        if self.fill not in ("smooth", "zero"):
-            raise ConfigError(f"model.fill must be smooth or zero, got '{self.fill}'.")
+        if self.fill not in ("harmonic", "smooth", "zero"):
+            raise ConfigError(f"model.fill must be harmonic, smooth or zero, got '{self.fill}'.")
         if self.channels is not None and self.channels not in (1, 3):
             raise ConfigError(f"model.channels must be 1 or 3, got {self.channels}.")
         if self.task == "colorize" and self.channels == 1:
@@ -201,15 +202,25 @@ class RestoreModel(ImageToImage):
 
     def start_fill(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """What the network corrects: the known pixels, the hole filled per ``config.fill``."""
+        if self.config.fill == "harmonic":
+            return harmonic_fill(x, mask)
         if self.config.fill == "smooth":
             return smooth_fill(x, mask)
         return x * (1 - mask)
 
-    def translate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def _need_mask(self, mask: torch.Tensor | None) -> torch.Tensor:
+        if mask is None:
+            raise ConfigError("this model fills a masked area: it needs a mask.")
+        return mask
+
+    def prepare(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.start_fill(x, self._need_mask(mask)) if self.takes_mask else x
+
+    def translate_prepared(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.takes_mask:
-            if mask is None:
-                raise ConfigError("this model fills a masked area: it needs a mask.")
-            start = self.start_fill(x, mask)
-            return start + self.net(torch.cat([start, mask * 2 - 1], dim=1))
+            return x + self.net(torch.cat([x, self._need_mask(mask) * 2 - 1], dim=1))
         y = self.net(x)
         return x + y if self._residual else y
+
+    def translate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.translate_prepared(self.prepare(x, mask), mask)

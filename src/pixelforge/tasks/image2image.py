@@ -96,9 +96,12 @@ def apply_model(
         x = x * (1 - m)  # the hole's pixels are unknown to the model
 
     def fn(xt: torch.Tensor, mt: torch.Tensor | None) -> torch.Tensor:
-        return model.translate(xt.to(dev), None if mt is None else mt.to(dev))
+        return model.translate_prepared(xt.to(dev), None if mt is None else mt.to(dev))
 
     def one_pass(xk: torch.Tensor, mk: torch.Tensor | None) -> torch.Tensor:
+        # whole-image work (an inpainting model's fill of the hole) once, before the tiles
+        xk = model.prepare(xk.to(dev), None if mk is None else mk.to(dev)).to(xk.device)
+
         def run() -> torch.Tensor:
             return run_tiled(
                 fn, xk, mask=mk, scale=model.scale, multiple=model.size_multiple, tile=tile,

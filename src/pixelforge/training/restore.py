@@ -29,6 +29,9 @@ from pixelforge.restoration.color import rgb_to_lab
 from pixelforge.training.config import TINY_TRAIN, TrainConfig
 from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
+# model fields a run with --init may change (the weights do not depend on them), besides the crop
+INIT_FREE: tuple[str, ...] = ("fill",)
+
 TINY: dict[str, Any] = {
     "model": {"image_size": 8, "width": 8, "blocks": 1, "scale": 2},
     "train": dict(TINY_TRAIN),
@@ -248,13 +251,14 @@ class RestoreTask(TrainTask):
         return model
 
     def init_from(self, model: nn.Module) -> None:
-        crop = {"image_size": self.model_config.image_size}  # any training crop size will do
+        # any training crop size will do, and the hole's starting fill may change
+        free = {k: getattr(self.model_config, k) for k in ("image_size", *INIT_FREE)}
         if not isinstance(model, RestoreModel) or (
-            dataclasses.replace(model.config, **crop) != self.model_config
+            dataclasses.replace(model.config, **free) != self.model_config
         ):
             raise ConfigError(
                 "--init needs a restore model with the same model config (task, scale, arch, "
-                "width, blocks, depth, channels; the crop size may differ)."
+                "width, blocks, depth, channels; the crop size and fill may differ)."
             )
         for name in ("net", "net_ema"):
             if name in self.modules:

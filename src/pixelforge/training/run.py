@@ -227,14 +227,16 @@ def prepare_run(
         if meta["family"] != family.name:
             raise ConfigError(f"--init {init} is a {meta['family']} model, not {family.name}.")
         asked_model = dict(asked.get("model", {}))
-        # a fully convolutional model may go on training on crops of another size
-        crop = asked_model.pop("image_size", None) if family.kind == "image2image" else None
+        # a fully convolutional model may go on training on crops of another size; a family
+        # may free other fields that do not shape the weights
+        free = family.init_free + (("image_size",) if family.kind == "image2image" else ())
+        anew = {k: asked_model.pop(k) for k in free if k in asked_model}
         conflicts = _conflicts("model", meta["config"], asked_model)
         if conflicts:
             raise ConfigError(
                 f"--init fixes the architecture; these conflict with it: {'; '.join(conflicts)}."
             )
-        values["model"] = meta["config"] if crop is None else {**meta["config"], "image_size": crop}
+        values["model"] = {**meta["config"], **anew}
     model, train, data_config = _build(family, values)
     if family.open_data is not None:  # a family with its own data kind fills its own fields
         model = family.open_data(data, model, train).resolve_model(model)
