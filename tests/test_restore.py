@@ -123,8 +123,17 @@ def test_pixel_terms_average_over_the_hole_only():
     diff = (pred - target)[hole]
     assert torch.allclose(pixel_term(pred, target, mask, "l1"), diff.abs().mean())
     assert torch.allclose(pixel_term(pred, target, mask, "l2"), diff.square().mean())
+    # psnr: each image's hole MSE in dB, then the mean over images (a small hole counts fully)
+    mask[1, :, 2:5, 3:7] = 0
+    mask[1, :, 0, 0] = 1
+    per_image = [
+        (pred - target)[i][mask[i].expand(3, -1, -1).bool()].square().mean() for i in (0, 1)
+    ]
+    expected = sum(10 * torch.log10(v + 1e-8) for v in per_image) / 2
+    assert torch.allclose(pixel_term(pred, target, mask, "psnr"), expected, atol=1e-5)
+    assert pixel_term(pred, target, mask, "psnr") < pixel_term(pred + 0.1, target, mask, "psnr")
     assert torch.allclose(pixel_term(pred, target, None, "l2"), (pred - target).square().mean())
-    with pytest.raises(PixelforgeError, match="l1 or l2"):
+    with pytest.raises(PixelforgeError, match="l1, l2 or psnr"):
         RestoreTrainConfig(pixel_loss="huber")  # type: ignore[arg-type]
 
 
