@@ -43,7 +43,6 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save as save_file_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -51,8 +50,8 @@ from digits_judge import classify, default_path, load_judge, read_report
 from machine import cpu_model
 from pixelforge.data import DataConfig, open_dataset
 from pixelforge.features.registry import get_extractor
-from pixelforge.hub import load
-from pixelforge.io.atomic import atomic_write_bytes, atomic_write_text
+from pixelforge.hub import load, write_safetensors
+from pixelforge.io.atomic import atomic_write_text
 from pixelforge.metrics.fid import frechet_distance
 from pixelforge.metrics.kid import kid
 from pixelforge.tasks.evaluate import extract_images
@@ -127,10 +126,8 @@ def evaluate_samples(
     seconds = time.perf_counter() - t0
     if save is not None:
         meta = {"options": options, "seed": seed, "sample_seconds": seconds}
-        blob = save_file_bytes({"images": images.contiguous(), "labels": labels},
-                               {"meta": json.dumps(meta)})  # fmt: skip
         save.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(save, blob)
+        write_safetensors(save, {"images": images, "labels": labels}, {"meta": json.dumps(meta)})
     return {
         "options": options,
         "sample_seconds": round(seconds, 2),

@@ -200,21 +200,22 @@ class RestoreModel(ImageToImage):
             self.net = UNet(cin, self.out_channels, config.width, config.blocks, config.depth)
             self._residual = config.task != "colorize"
 
-    def start_fill(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """What the network corrects: the known pixels, the hole filled per ``config.fill``."""
-        if self.config.fill == "harmonic":
-            return harmonic_fill(x, mask)
-        if self.config.fill == "smooth":
-            return smooth_fill(x, mask)
-        return x * (1 - mask)
-
     def _need_mask(self, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is None:
             raise ConfigError("this model fills a masked area: it needs a mask.")
         return mask
 
     def prepare(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.start_fill(x, self._need_mask(mask)) if self.takes_mask else x
+        """Inpainting and uncropping: what the network corrects, the known pixels with the hole
+        filled per ``config.fill``; other tasks: ``x`` itself."""
+        if not self.takes_mask:
+            return x
+        mask = self._need_mask(mask)
+        if self.config.fill == "harmonic":
+            return harmonic_fill(x, mask)
+        if self.config.fill == "smooth":
+            return smooth_fill(x, mask)
+        return x * (1 - mask)
 
     def translate_prepared(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.takes_mask:
