@@ -12,6 +12,16 @@ of the hole's PSNR its low-frequency content alone is worth. A method that score
 in the hole predicts the hidden pixels better than the best plane through them. PSNR is over the
 hole's pixels on the rounded uint8 fill, as ``restoration.py inpaint`` scores models.
 
+Two smooth fills that see only the known pixels are scored beside them, with one more oracle:
+
+- ``harmonic``: pixelforge's Laplace interpolation (``masks.harmonic_fill``, the inpainting
+  networks' starting fill);
+- ``biharmonic``: scikit-image's ``inpaint_biharmonic`` (smooth across the border in value and
+  slope);
+- ``best_blend``: per image, the best of ``(1 - a) harmonic + a biharmonic`` for a in
+  0, 0.25, 0.5, 0.75, 1, chosen by the true pixels: what choosing the fill's smoothness order
+  image by image could be worth at most.
+
     python benchmarks/masks.py
     python benchmarks/inpaint_bounds.py --out benchmarks/results/inpaint_bounds.json
 """
@@ -23,10 +33,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import ndimage
+from skimage.restoration import inpaint_biharmonic
 
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
+from pixelforge.restoration.masks import harmonic_fill
 from restoration import hole_psnr
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -56,6 +69,22 @@ def poly_fill(ref: np.ndarray, hole: np.ndarray, degree: int) -> np.ndarray:
     return out
 
 
+def harmonic(ref: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """pixelforge's harmonic fill of the hole, from the known pixels only."""
+    m = torch.from_numpy(hole.astype(np.float32))[None, None]
+    x = torch.from_numpy(ref.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    return harmonic_fill(x * (1 - m), m)[0].permute(1, 2, 0).double().numpy() * 255
+
+
+def biharmonic(ref: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """scikit-image's biharmonic fill of the hole, from the known pixels only."""
+    known = ref / 255 * (1 - hole[..., None])
+    return inpaint_biharmonic(known, hole, channel_axis=-1) * 255
+
+
+BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=DATA / "CBSD68")
@@ -68,7 +97,9 @@ def main() -> None:
     }
     result: dict[str, dict[str, float]] = {}
     for kind in ("box", "free"):
-        scores: dict[str, list[float]] = {name: [] for name in fills}
+        scores: dict[str, list[float]] = {
+            name: [] for name in [*fills, "harmonic", "biharmonic", "best_blend"]
+        }
         for path in sorted(list_images(args.folder)):
             ref = read_image(path, mode="RGB").astype(np.float64)
             mask = read_image(args.masks / kind / f"{path.stem}.png", mode="L")[..., 0]
@@ -76,6 +107,13 @@ def main() -> None:
             for name, fill in fills.items():
                 out = np.clip(np.round(fill(ref, hole)), 0, 255)  # as 8-bit output
                 scores[name].append(hole_psnr(out, ref, hole))
+            h, b = harmonic(ref, hole), biharmonic(ref, hole)
+            blends = [
+                hole_psnr(np.clip(np.round((1 - a) * h + a * b), 0, 255), ref, hole) for a in BLENDS
+            ]
+            scores["harmonic"].append(blends[0])
+            scores["biharmonic"].append(blends[-1])
+            scores["best_blend"].append(max(blends))
         result[kind] = {name: round(float(np.mean(v)), 3) for name, v in scores.items()}
         result[kind]["images"] = len(scores["mean"])
         print(kind, json.dumps(result[kind]), flush=True)
