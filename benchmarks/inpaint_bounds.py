@@ -40,7 +40,7 @@ from skimage.restoration import inpaint_biharmonic
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.restoration.masks import harmonic_fill
-from restoration import hole_psnr
+from restoration import hole_psnr, to_tensor
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -71,8 +71,8 @@ def poly_fill(ref: np.ndarray, hole: np.ndarray, degree: int) -> np.ndarray:
 
 def harmonic(ref: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """pixelforge's harmonic fill of the hole, from the known pixels only."""
-    m = torch.from_numpy(hole.astype(np.float32))[None, None]
-    x = torch.from_numpy(ref.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    m = torch.from_numpy(hole).float()[None, None]
+    x = to_tensor(ref.astype(np.uint8))[None]
     return harmonic_fill(x * (1 - m), m)[0].permute(1, 2, 0).double().numpy() * 255
 
 
