@@ -43,7 +43,7 @@ from pixelforge import hub
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.metrics.image_quality import psnr, ssim
-from pixelforge.restoration.masks import harmonic_fill, smooth_fill
+from pixelforge.restoration.masks import adaptive_fill, harmonic_fill, smooth_fill
 from pixelforge.tasks.image2image import apply_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -243,7 +243,12 @@ def bench_inpaint(model: Any, folder: Path, masks: Path, limit: int) -> dict[str
                 telea = cv2.inpaint(clean * (1 - mask[..., None]), mask, 5, cv2.INPAINT_TELEA)
                 row["telea_psnr"], row["telea_ssim"] = hole_scores(telea, clean, mask)
             x, m = to_tensor(clean)[None], torch.from_numpy(mask).float()[None, None]
-            for name, fill in (("smooth", smooth_fill), ("harmonic", harmonic_fill)):
+            fills = (
+                ("smooth", smooth_fill),
+                ("harmonic", harmonic_fill),
+                ("adaptive", adaptive_fill),
+            )
+            for name, fill in fills:
                 out = to_uint8(fill(x * (1 - m), m)[0])
                 row[f"{name}_psnr"], row[f"{name}_ssim"] = hole_scores(out, clean, mask)
             if model is not None:

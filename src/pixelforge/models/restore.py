@@ -28,7 +28,7 @@ from torch import nn
 from pixelforge.config import check_range
 from pixelforge.errors import ConfigError
 from pixelforge.models.image2image import ImageToImage
-from pixelforge.restoration.masks import harmonic_fill, smooth_fill
+from pixelforge.restoration.masks import adaptive_fill, harmonic_fill, smooth_fill
 
 Task = Literal["sr", "denoise", "jpeg", "colorize", "inpaint", "uncrop"]
 TASKS: tuple[str, ...] = ("sr", "denoise", "jpeg", "colorize", "inpaint", "uncrop")
@@ -44,9 +44,10 @@ class RestoreConfig:
     width: int = 48  # feature maps at full resolution
     blocks: int = 6  # residual blocks (resnet: in the body; unet: at the bottom level)
     depth: int = 3  # unet: number of halvings (input sides are padded to 2**depth)
-    # inpaint/uncrop: the hole's starting guess, which the network corrects: "harmonic" (Laplace
-    # interpolation of the hole's border), "smooth" (push-pull pyramid) or "zero" (mid-grey)
-    fill: Literal["harmonic", "smooth", "zero"] = "harmonic"
+    # inpaint/uncrop: the hole's starting guess, which the network corrects: "adaptive"
+    # (diffusion fills combined to fit a band around the hole, masks.adaptive_fill), "harmonic"
+    # (Laplace interpolation of the hole's border), "smooth" (push-pull pyramid) or "zero" (grey)
+    fill: Literal["adaptive", "harmonic", "smooth", "zero"] = "harmonic"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -61,8 +62,10 @@ class RestoreConfig:
             raise ConfigError("model.arch=unet does not upscale; use arch=resnet for sr.")
         if self.network == "resnet" and self.task in ("inpaint", "uncrop"):
             raise ConfigError("inpaint and uncrop models need arch=unet (a large receptive field).")
-        if self.fill not in ("harmonic", "smooth", "zero"):
-            raise ConfigError(f"model.fill must be harmonic, smooth or zero, got '{self.fill}'.")
+        if self.fill not in ("adaptive", "harmonic", "smooth", "zero"):
+            raise ConfigError(
+                f"model.fill must be adaptive, harmonic, smooth or zero, got '{self.fill}'."
+            )
         if self.channels is not None and self.channels not in (1, 3):
             raise ConfigError(f"model.channels must be 1 or 3, got {self.channels}.")
         if self.task == "colorize" and self.channels == 1:
@@ -211,6 +214,8 @@ class RestoreModel(ImageToImage):
         if not self.takes_mask:
             return x
         mask = self._need_mask(mask)
+        if self.config.fill == "adaptive":
+            return adaptive_fill(x, mask)
         if self.config.fill == "harmonic":
             return harmonic_fill(x, mask)
         if self.config.fill == "smooth":
