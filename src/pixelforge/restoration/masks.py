@@ -282,10 +282,11 @@ def adaptive_fill(
     combination of diffusion fills (``diffusion_fill``, one per row of ``weights``) that best
     predicts the image's own known pixels: each sample's hole is grown by a band of ``band``
     known pixels, the grown hole is filled with each operator, and the least-squares weights
-    that fit the hidden band are applied to the fills of the real hole. So the direction and reach of the diffusion follow each image (a
-    landscape's horizontal layers, a diagonal roof) instead of one fixed Laplacian. The result
-    is clamped to the known pixels' range per channel; a sample whose band has too few known
-    pixels falls back to the first operator. Known pixels are returned unchanged."""
+    that fit the hidden band are applied to the fills of the real hole. So the direction and
+    reach of the diffusion follow each image (a landscape's horizontal layers, a diagonal roof)
+    instead of one fixed Laplacian. The result is clamped to the known pixels' range per
+    channel; a sample whose band has too few known pixels falls back to the first operator.
+    Known pixels are returned unchanged."""
     mask = (mask > 0.5).to(x.dtype)
     n = x.shape[0]
     ops = torch.tensor(weights, dtype=x.dtype, device=x.device)
