@@ -128,7 +128,8 @@ def composite(
     acc = weights.sum(dim=-1)
     color = (weights[..., None] * rgb).sum(dim=-2)
     if background is not None:
-        color = color + (1.0 - acc)[:, None] * background.to(color)
+        # rounding can take acc a hair above 1; the transparent part is never negative
+        color = color + (1.0 - acc).clamp(min=0.0)[:, None] * background.to(color)
     depth = (weights * t).sum(dim=-1) / acc.clamp(min=1e-10)
     depth = torch.where(acc > 1e-6, depth, torch.zeros_like(depth))
     return {"rgb": color, "depth": depth, "acc": acc}
