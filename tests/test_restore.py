@@ -16,9 +16,12 @@ from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.restoration import degrade
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
 from pixelforge.restoration.masks import (
+    ADAPTIVE_PRIOR,
+    ADAPTIVE_WEIGHTS,
     adaptive_fill,
     border_mask,
     box_mask,
+    diffusion_fill,
     free_form_mask,
     harmonic_fill,
     smooth_fill,
@@ -236,17 +239,20 @@ def test_harmonic_fill_is_exact_on_harmonic_images_and_bounded_by_the_border():
 def test_adaptive_fill_follows_the_image_s_own_direction():
     # horizontal layers (a horizon, stripes): the isotropic fill blurs them across a box; the
     # adaptive fill learns from the band around the hole that horizontal diffusion predicts it
-    # better, and errs far less; on an oblique pattern it prefers that diagonal instead
+    # better, and errs far less; on an oblique pattern it prefers that diagonal instead (the
+    # prior, fitted on photos, holds it back some there: plain least squares follows it further)
     ys, xs = torch.meshgrid(torch.arange(96.0), torch.arange(128.0), indexing="ij")
     mask = torch.from_numpy(box_mask(96, 128, area=0.2)).float()[None, None]
-    for pattern in (torch.sin(ys / 4), torch.sin((xs + ys) / 4)):
+    for pattern, bar in ((torch.sin(ys / 4), 0.2), (torch.sin((xs + ys) / 4), 0.85)):
         image = (0.5 + 0.4 * pattern).expand(1, 3, -1, -1).contiguous()
         iso = harmonic_fill(image * (1 - mask), mask)
         ada = adaptive_fill(image * (1 - mask), mask)
+        plain = adaptive_fill(image * (1 - mask), mask, prior=None)
         hole = mask.expand_as(image) > 0
         err_iso = float((iso - image)[hole].pow(2).mean())
         err_ada = float((ada - image)[hole].pow(2).mean())
-        assert err_ada < 0.6 * err_iso
+        assert err_ada < bar * err_iso
+        assert float((plain - image)[hole].pow(2).mean()) < 0.6 * err_iso
         assert torch.equal(ada[~hole], image[~hole])  # known pixels untouched
         known = image[~hole]
         assert ada.min() >= known.min() - 1e-6 and ada.max() <= known.max() + 1e-6
@@ -254,6 +260,20 @@ def test_adaptive_fill_follows_the_image_s_own_direction():
     ramp = (0.3 + 0.004 * xs - 0.002 * ys).expand(1, 3, -1, -1).contiguous()
     out = adaptive_fill(ramp * (1 - mask), mask)
     assert float((out - ramp).abs().max()) < 2e-3
+    # a prior that outweighs the band: the prior's own combination of the fills
+    x = photo()[None, :, :64, :96]
+    box = torch.from_numpy(box_mask(64, 96, area=0.25)).float()[None, None]
+    held = adaptive_fill(x * (1 - box), box, prior_pixels=1e9)
+    fills = [
+        diffusion_fill(x * (1 - box), box, torch.tensor(w), 200, 1e-5) for w in ADAPTIVE_WEIGHTS
+    ]
+    mix = sum(c * f for c, f in zip(ADAPTIVE_PRIOR, fills, strict=True))
+    known = x.masked_select(box.expand_as(x) == 0).view(3, -1)
+    low, high = known.amin(1).view(1, 3, 1, 1), known.amax(1).view(1, 3, 1, 1)
+    want = x * (1 - box) + torch.maximum(torch.minimum(mix, high), low) * box
+    assert torch.allclose(held, want, atol=1e-3)
+    with pytest.raises(ValueError, match="one prior weight per operator"):
+        adaptive_fill(x * (1 - box), box, weights=ADAPTIVE_WEIGHTS[:4])
     # too little known image around the hole for the band: the isotropic (harmonic) fill
     tiny = torch.rand(1, 3, 12, 12)
     tiny_mask = torch.ones(1, 1, 12, 12)
