@@ -9,8 +9,9 @@ fills against the true pixels, on the hole and on the band. Then:
 
 - the prior is the pooled least-squares combination on the boxes' true hole pixels, each photo
   weighted by 1 / its isotropic fill's squared error (so each counts alike, as a mean PSNR does);
-- its strength, in pixels of band evidence (0: plain least squares), is the one of the grid with the best mean hole PSNR
-  over boxes and strokes under 5-fold cross-validation (the prior refitted without each fold).
+- its strength, in pixels of band evidence (0: plain least squares), is the one of the grid with
+  the best mean hole PSNR over boxes and strokes under 5-fold cross-validation (the prior
+  refitted without each fold).
 
 PSNR here is in closed form from the statistics (no clamp, no rounding), per photo, averaged.
 
@@ -35,6 +36,7 @@ from pixelforge.restoration.masks import (
     ADAPTIVE_PRIOR_PIXELS,
     ADAPTIVE_WEIGHTS,
     _grow,
+    band_weights,
     box_mask,
     diffusion_fill,
     free_form_mask,
@@ -72,12 +74,11 @@ def hole_psnr(stats: dict[str, Stats], coef: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / max((coef @ g @ coef - 2 * coef @ b + yy) / n, 1e-12)))
 
 
-def band_fit(stats: dict[str, Stats], prior: np.ndarray, pixels: float) -> np.ndarray:
-    """``adaptive_fill``'s weights: the band's least squares shrunk towards ``prior``."""
-    g, b, _, n = stats["band"]
-    k = len(b)
-    pull = pixels * np.trace(g) / n
-    return np.linalg.solve(g + (pull + 1e-9 * np.trace(g) / k) * np.eye(k), b + pull * prior)
+def fit(stats: Stats, prior: np.ndarray | None = None, pixels: float = 0.0) -> np.ndarray:
+    """``adaptive_fill``'s weights (``masks.band_weights``) from one region's statistics."""
+    g, b, _, n = stats
+    t = torch.from_numpy
+    return band_weights(t(g), t(b), n, None if prior is None else t(prior), pixels).numpy()
 
 
 def pooled_prior(boxes: list[dict[str, Stats]]) -> np.ndarray:
@@ -123,7 +124,7 @@ def main() -> None:
             prior = pooled_prior([r["box"] for i, r in enumerate(rows) if i not in held])
             for i in held:
                 for kind in scores:
-                    coef = band_fit(rows[i][kind], prior, pixels)
+                    coef = fit(rows[i][kind]["band"], prior, pixels)
                     scores[kind].append(hole_psnr(rows[i][kind], coef))
         box, free = float(np.mean(scores["box"])), float(np.mean(scores["free"]))
         table.append({"prior_pixels": pixels, "box": box, "free": free, "mean": (box + free) / 2})
@@ -142,9 +143,7 @@ def main() -> None:
             values = []
             for r in rows:
                 sub = {k: (g[:ops, :ops], b[:ops], yy, n) for k, (g, b, yy, n) in r[kind].items()}
-                g, b = sub[source][0], sub[source][1]
-                coef = np.linalg.solve(g + 1e-9 * np.trace(g) / ops * np.eye(ops), b)
-                values.append(hole_psnr(sub, coef))
+                values.append(hole_psnr(sub, fit(sub[source])))
             references[name][kind] = float(np.mean(values))
     prior = pooled_prior([r["box"] for r in rows])
     result = {

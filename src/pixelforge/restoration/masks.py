@@ -318,6 +318,7 @@ def adaptive_fill(
     coef[:, 0] = 1.0
     bands = [ring[i, 0] > 0 for i in range(n)]
     seen: list[list[torch.Tensor]] = [[] for _ in range(n)]  # per sample, each fill on its band
+    pull = None if prior is None else torch.tensor(prior, dtype=torch.float64, device=x.device)
     for op in ops:
         fit = diffusion_fill(x, grown, op, iters=iters, tol=tol)
         for i in range(n):
@@ -328,15 +329,8 @@ def adaptive_fill(
             continue
         a = torch.stack(seen[i])
         gram = a @ a.T
-        eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
         y = x[i][:, bands[i]].reshape(-1).double()
-        rhs = a @ y
-        strength = 1e-9 * gram.diagonal().mean()
-        if prior is not None:
-            pull = prior_pixels * gram.diagonal().sum() / a.shape[1]
-            rhs = rhs + pull * torch.tensor(prior, dtype=gram.dtype, device=gram.device)
-            strength = strength + pull
-        coef[i] = torch.linalg.solve(gram + strength * eye, rhs).to(x.dtype)
+        coef[i] = band_weights(gram, a @ y, a.shape[1], pull, prior_pixels).to(x.dtype)
     out = torch.zeros_like(x)
     for j, op in enumerate(ops):  # one fill at a time: memory of one image, not k
         out = out + coef[:, j].view(n, 1, 1, 1) * diffusion_fill(x, mask, op, iters=iters, tol=tol)
@@ -346,6 +340,26 @@ def adaptive_fill(
     clamped = torch.maximum(torch.minimum(out, high), low)
     out = torch.where(known.sum((1, 2, 3), keepdim=True) > 0, clamped, out)
     return x * known + out * mask
+
+
+def band_weights(
+    gram: torch.Tensor,
+    rhs: torch.Tensor,
+    count: int,
+    prior: torch.Tensor | None = None,
+    prior_pixels: float = ADAPTIVE_PRIOR_PIXELS,
+) -> torch.Tensor:
+    """``adaptive_fill``'s weights of k fills from their least-squares statistics on the band
+    (``gram`` = A A^T, k x k; ``rhs`` = A y; ``count`` values): plain least squares (a 1e-9
+    relative ridge for conditioning) when ``prior`` is None, else shrunk towards ``prior`` (k) by
+    a ridge of ``prior_pixels`` times the band's mean squared fill value."""
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    strength = 1e-9 * gram.diagonal().mean()
+    if prior is not None:
+        pull = prior_pixels * gram.diagonal().sum() / count
+        rhs = rhs + pull * prior.to(gram)
+        strength = strength + pull
+    return torch.linalg.solve(gram + strength * eye, rhs)
 
 
 def _grow(mask: torch.Tensor, pixels: int) -> torch.Tensor:
