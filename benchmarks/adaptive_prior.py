@@ -1,14 +1,17 @@
-"""Fit the adaptive fill's prior (``masks.ADAPTIVE_PRIOR`` and ``ADAPTIVE_PRIOR_PIXELS``) on
-CSun_Hays80, the training photos; CBSD68, the test set, is never read.
+"""Fit the adaptive fill's priors (``masks.ADAPTIVE_PRIOR``, ``ADAPTIVE_PRIOR_PIXELS`` and
+``ADAPTIVE_BORDER_PRIOR``) on CSun_Hays80, the training photos; CBSD68, the test set, is never read.
 
-Each photo is resized to a long side of 481 pixels (CBSD68's size) and given two masks: a centred
-box of 25% of the area and free-form strokes covering 15-25% (seeded by the photo's index, a seed
-apart from the benchmark's). For each, every operator of ``masks.ADAPTIVE_WEIGHTS`` fills the hole
-and the hole grown by the 8-pixel band, and the script keeps the least-squares statistics of the
-fills against the true pixels, on the hole and on the band. Then:
+Each photo is resized to a long side of 481 pixels (CBSD68's size) and given two masks. Holes
+(``--holes interior``, the default): a centred box of 25% of the area and free-form strokes
+covering 15-25% (seeded by the photo's index, a seed apart from the benchmark's). Borders
+(``--holes border``, uncropping): the outside of a centred window of 75% of each side, and the
+right half. For each, every operator of ``masks.ADAPTIVE_WEIGHTS`` fills the hole and the hole
+grown by the 8-pixel band, and the script keeps the least-squares statistics of the fills against
+the true pixels, on the hole and on the band. Then:
 
-- the prior is the pooled least-squares combination on the boxes' true hole pixels, each photo
-  weighted by 1 / its isotropic fill's squared error (so each counts alike, as a mean PSNR does);
+- the prior is the pooled least-squares combination on the true hole pixels (interior: of the
+  boxes; border: of both borders), each photo weighted by 1 / its isotropic fill's squared error
+  (so each counts alike, as a mean PSNR does);
 - its strength, in pixels of band evidence (0: plain least squares), is the one of the grid with
   the best mean hole PSNR over boxes and strokes under 5-fold cross-validation (the prior
   refitted without each fold).
@@ -16,6 +19,7 @@ fills against the true pixels, on the hole and on the band. Then:
 PSNR here is in closed form from the statistics (no clamp, no rounding), per photo, averaged.
 
     python benchmarks/adaptive_prior.py --out benchmarks/results/adaptive_prior.json
+    python benchmarks/adaptive_prior.py --holes border --out benchmarks/results/adaptive_prior_border.json
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from PIL import Image
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.restoration.masks import (
+    ADAPTIVE_BORDER_PRIOR,
     ADAPTIVE_PRIOR,
     ADAPTIVE_PRIOR_PIXELS,
     ADAPTIVE_WEIGHTS,
     _grow,
     band_weights,
+    border_mask,
     box_mask,
     diffusion_fill,
     free_form_mask,
@@ -81,73 +87,103 @@ def fit(stats: Stats, prior: np.ndarray | None = None, pixels: float = 0.0) -> n
     return band_weights(t(g), t(b), n, None if prior is None else t(prior), pixels).numpy()
 
 
-def pooled_prior(boxes: list[dict[str, Stats]]) -> np.ndarray:
+def pooled_prior(holes: list[dict[str, Stats]]) -> np.ndarray:
     g_sum: Any = 0.0
     b_sum: Any = 0.0
-    for s in boxes:
+    for s in holes:
         g, b, yy, _ = s["hole"]
         weight = 1.0 / (g[0, 0] - 2 * b[0] + yy)  # 1 / (n x the isotropic fill's MSE)
         g_sum, b_sum = g_sum + weight * g, b_sum + weight * b
     return np.linalg.solve(g_sum, b_sum)
 
 
+def masks_of(holes: str, height: int, width: int, index: int) -> dict[str, np.ndarray]:
+    if holes == "border":
+        return {
+            "all_0.75": border_mask(height, width, keep=0.75, side="all"),
+            "right_0.5": border_mask(height, width, keep=0.5, side="right"),
+        }
+    rng = np.random.default_rng([SEED, index])
+    return {
+        "box": box_mask(height, width, area=0.25),
+        "free": free_form_mask(height, width, rng, coverage=(0.15, 0.25)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=DATA / "CSun_Hays80")
+    parser.add_argument("--holes", choices=["interior", "border"], default="interior")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # which masks the prior is fitted on, and the shipped constant it must reproduce
+    pooled_on, shipped = (
+        (["all_0.75", "right_0.5"], ADAPTIVE_BORDER_PRIOR)
+        if args.holes == "border"
+        else (["box"], ADAPTIVE_PRIOR)
+    )
     rows: list[dict[str, dict[str, Stats]]] = []
     for index, path in enumerate(sorted(list_images(args.folder))):
         photo = Image.fromarray(read_image(path))
         scale = 481 / max(photo.size)
         size = (round(photo.size[0] * scale), round(photo.size[1] * scale))
         image = np.asarray(photo.resize(size, Image.BICUBIC))
-        height, width = image.shape[:2]
-        rng = np.random.default_rng([SEED, index])
-        rows.append(
-            {
-                "box": statistics(image, box_mask(height, width, area=0.25)),
-                "free": statistics(
-                    image, free_form_mask(height, width, rng, coverage=(0.15, 0.25))
-                ),
-            }
-        )
+        masks = masks_of(args.holes, *image.shape[:2], index)
+        rows.append({kind: statistics(image, mask) for kind, mask in masks.items()})
         print(path.stem, flush=True)
+    kinds = list(rows[0])
+
+    def prior_of(chosen: list[dict[str, dict[str, Stats]]]) -> np.ndarray:
+        return pooled_prior([r[kind] for r in chosen for kind in pooled_on])
+
     folds = np.array_split(np.random.default_rng(0).permutation(len(rows)), 5)
     table = []
     for pixels in GRID:
-        scores: dict[str, list[float]] = {"box": [], "free": []}
+        scores: dict[str, list[float]] = {kind: [] for kind in kinds}
         for fold in folds:
             held = set(fold.tolist())
-            prior = pooled_prior([r["box"] for i, r in enumerate(rows) if i not in held])
+            prior = prior_of([r for i, r in enumerate(rows) if i not in held])
             for i in held:
                 for kind in scores:
                     coef = fit(rows[i][kind]["band"], prior, pixels)
                     scores[kind].append(hole_psnr(rows[i][kind], coef))
-        box, free = float(np.mean(scores["box"])), float(np.mean(scores["free"]))
-        table.append({"prior_pixels": pixels, "box": box, "free": free, "mean": (box + free) / 2})
+        entry: dict[str, float] = {"prior_pixels": pixels}
+        entry.update({kind: float(np.mean(v)) for kind, v in scores.items()})
+        entry["mean"] = float(np.mean([entry[kind] for kind in kinds]))
+        table.append(entry)
         print(json.dumps(table[-1]), flush=True)
     best = max(table, key=lambda t: t["mean"])
-    # references, in-sample: the previous rule (the first four operators, plain least squares on
-    # the band) and the oracles (each photo's weights fitted on its true hole pixels)
+    # references, in-sample: the previous rule (interior: the first four operators, plain least
+    # squares on the band; border: the interior prior) and the oracles (each photo's weights
+    # fitted on its true hole pixels); border also the harmonic fill (the isotropic one alone)
     references: dict[str, dict[str, float]] = {}
-    for name, ops, source in (
-        ("band_4_operators", 4, "band"),
-        ("oracle_4_operators", 4, "hole"),
-        ("oracle_6_operators", len(ADAPTIVE_WEIGHTS), "hole"),
-    ):
+    rules: list[tuple[str, int, str, np.ndarray | None]] = [
+        ("band_4_operators", 4, "band", None),
+        ("oracle_4_operators", 4, "hole", None),
+        ("oracle_6_operators", len(ADAPTIVE_WEIGHTS), "hole", None),
+    ]
+    if args.holes == "border":
+        rules[0] = ("interior_prior", len(ADAPTIVE_WEIGHTS), "band", np.array(ADAPTIVE_PRIOR))
+    for name, ops, source, pull in rules:
         references[name] = {}
-        for kind in ("box", "free"):
+        for kind in kinds:
             values = []
             for r in rows:
                 sub = {k: (g[:ops, :ops], b[:ops], yy, n) for k, (g, b, yy, n) in r[kind].items()}
-                values.append(hole_psnr(sub, fit(sub[source])))
+                pixels = 0.0 if pull is None else ADAPTIVE_PRIOR_PIXELS
+                values.append(hole_psnr(sub, fit(sub[source], pull, pixels)))
             references[name][kind] = float(np.mean(values))
-    prior = pooled_prior([r["box"] for r in rows])
+    if args.holes == "border":
+        isotropic = np.eye(len(ADAPTIVE_WEIGHTS))[0]
+        references["harmonic"] = {
+            kind: float(np.mean([hole_psnr(r[kind], isotropic) for r in rows])) for kind in kinds
+        }
+    prior = prior_of(rows)
     result = {
         "folder": str(args.folder),
+        "holes": args.holes,
         "images": len(rows),
         "operators": [list(op) for op in ADAPTIVE_WEIGHTS],
         "prior": [round(float(c), 4) for c in prior],
@@ -155,8 +191,7 @@ def main() -> None:
         "cross_validation": table,
         "references": references,
         "matches_shipped": bool(
-            np.allclose(prior, ADAPTIVE_PRIOR, atol=1e-3)
-            and best["prior_pixels"] == ADAPTIVE_PRIOR_PIXELS
+            np.allclose(prior, shipped, atol=1e-3) and best["prior_pixels"] == ADAPTIVE_PRIOR_PIXELS
         ),
     }
     text = json.dumps(result, indent=1)

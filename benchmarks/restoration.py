@@ -14,6 +14,8 @@ Protocols (docs/benchmarks.md, "Restoration"):
   pixels and SSIM over the hole's bounding box. Baselines: OpenCV's Telea inpainting (radius 5)
   when cv2 is importable, and the two fills an inpainting model can start from, alone:
   pixelforge's push-pull ``smooth_fill`` and ``harmonic_fill``.
+- uncrop: the same scores for the border outside a kept window (``masks.border_mask``): a centred
+  window of 75% of each side, and the left half kept with the right half to fill.
 - colorize: the BT.601 grey of each photo (PIL "L", replicated to RGB) in; RGB PSNR/SSIM against
   the original, and Hasler and Suesstrunk's colourfulness of the output, the grey input (0) and
   the original.
@@ -22,6 +24,7 @@ Protocols (docs/benchmarks.md, "Restoration"):
     python benchmarks/restoration.py denoise --model denoise --sigmas 15 25 50
     python benchmarks/restoration.py jpeg --model jpeg --quality 10
     python benchmarks/restoration.py inpaint --model inpaint
+    python benchmarks/restoration.py uncrop --model inpaint
     python benchmarks/restoration.py colorize --model colorize
     python benchmarks/restoration.py speed --model sr-x4 --size 512
 """
@@ -43,7 +46,7 @@ from pixelforge import hub
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.metrics.image_quality import psnr, ssim
-from pixelforge.restoration.masks import adaptive_fill, harmonic_fill, smooth_fill
+from pixelforge.restoration.masks import adaptive_fill, border_mask, harmonic_fill, smooth_fill
 from pixelforge.tasks.image2image import apply_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -227,6 +230,23 @@ def hole_scores(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> tuple[flo
     return p, s
 
 
+def hole_row(model: Any, clean: np.ndarray, mask: np.ndarray, cv2: Any) -> dict[str, Any]:
+    """One image's hole scores: Telea (when cv2 is importable), each fill alone, the model."""
+    row: dict[str, Any] = {"coverage": float(mask.mean())}
+    if cv2 is not None:
+        telea = cv2.inpaint(clean * (1 - mask[..., None]), mask, 5, cv2.INPAINT_TELEA)
+        row["telea_psnr"], row["telea_ssim"] = hole_scores(telea, clean, mask)
+    x, m = to_tensor(clean)[None], torch.from_numpy(mask).float()[None, None]
+    fills = (("smooth", smooth_fill), ("harmonic", harmonic_fill), ("adaptive", adaptive_fill))
+    for name, fill in fills:
+        out = to_uint8(fill(x * (1 - m), m)[0])
+        row[f"{name}_psnr"], row[f"{name}_ssim"] = hole_scores(out, clean, mask)
+    if model is not None:
+        out = run_model(model, clean * (1 - mask[..., None]), mask)
+        row["model_psnr"], row["model_ssim"] = hole_scores(out, clean, mask)
+    return row
+
+
 def bench_inpaint(model: Any, folder: Path, masks: Path, limit: int) -> dict[str, Any]:
     cv2 = _cv2()
     files = sorted(list_images(folder))[:limit]
@@ -238,24 +258,27 @@ def bench_inpaint(model: Any, folder: Path, masks: Path, limit: int) -> dict[str
             mask = (read_image(masks / kind / f"{path.stem}.png", mode="L")[..., 0] > 127).astype(
                 np.uint8
             )
-            row: dict[str, Any] = {"image": path.stem, "coverage": float(mask.mean())}
-            if cv2 is not None:
-                telea = cv2.inpaint(clean * (1 - mask[..., None]), mask, 5, cv2.INPAINT_TELEA)
-                row["telea_psnr"], row["telea_ssim"] = hole_scores(telea, clean, mask)
-            x, m = to_tensor(clean)[None], torch.from_numpy(mask).float()[None, None]
-            fills = (
-                ("smooth", smooth_fill),
-                ("harmonic", harmonic_fill),
-                ("adaptive", adaptive_fill),
-            )
-            for name, fill in fills:
-                out = to_uint8(fill(x * (1 - m), m)[0])
-                row[f"{name}_psnr"], row[f"{name}_ssim"] = hole_scores(out, clean, mask)
-            if model is not None:
-                out = run_model(model, clean * (1 - mask[..., None]), mask)
-                row["model_psnr"], row["model_ssim"] = hole_scores(out, clean, mask)
-            rows.append(row)
-        result[kind] = {k: mean(rows, k) for k in rows[0] if k != "image"}
+            rows.append(hole_row(model, clean, mask, cv2))
+        result[kind] = {k: mean(rows, k) for k in rows[0]}
+    return result
+
+
+# uncrop: the border to fill around a kept window (masks.border_mask): a centred window of 75%
+# of each side (44% of the area filled), and the left half kept, the right half filled (Palette)
+UNCROP_CASES = (("all", 0.75), ("right", 0.5))
+
+
+def bench_uncrop(model: Any, folder: Path, limit: int) -> dict[str, Any]:
+    cv2 = _cv2()
+    files = sorted(list_images(folder))[:limit]
+    result: dict[str, Any] = {}
+    for side, keep in UNCROP_CASES:
+        rows = []
+        for path in files:
+            clean = read_image(path)
+            mask = border_mask(*clean.shape[:2], keep=keep, side=side)
+            rows.append(hole_row(model, clean, mask, cv2))
+        result[f"{side}_{keep}"] = {k: mean(rows, k) for k in rows[0]}
     return result
 
 
@@ -305,7 +328,9 @@ def bench_speed(model: Any, size: int, rounds: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["sr", "denoise", "jpeg", "inpaint", "colorize", "speed"])
+    parser.add_argument(
+        "task", choices=["sr", "denoise", "jpeg", "inpaint", "uncrop", "colorize", "speed"]
+    )
     parser.add_argument("--model", default=None, help="model dir or shipped name; none: baselines")
     parser.add_argument("--sets", nargs="+", default=["CSet5", "CSet14"])
     parser.add_argument("--scale", type=int, default=None)
@@ -344,6 +369,8 @@ def main() -> None:
         result = bench_colorize(model, args.folder, args.limit)
     elif args.task == "inpaint":
         result = bench_inpaint(model, args.folder, args.masks, args.limit)
+    elif args.task == "uncrop":
+        result = bench_uncrop(model, args.folder, args.limit)
     else:
         if model is None:
             parser.error("speed needs --model")

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from pixelforge import hub
 from pixelforge.io.images import read_image, write_png
+from pixelforge.restoration.masks import border_mask
 from pixelforge.tasks.image2image import apply_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -79,6 +80,15 @@ def rows(models: dict[str, str]) -> list[tuple[str, list[tuple[np.ndarray, str]]
             )
         )
         out.append(("inpaint", [(holed, "hole"), (filled, "filled"), (photo, "original")]))
+        # uncrop: the right 40% is new canvas (grey), as `pixelforge uncrop --side right` makes it
+        border = border_mask(*photo.shape[:2], keep=0.6, side="right").astype(np.float32)
+        canvas = (photo * (1 - border[..., None]) + 128 * border[..., None]).astype(np.uint8)
+        wider = array(
+            apply_model(
+                hub.load(models["inpaint"]), tensor(canvas), mask=torch.from_numpy(border)[None]
+            )
+        )
+        out.append(("uncrop", [(canvas, "kept"), (wider, "extended"), (photo, "original")]))
     return out
 
 

@@ -16,6 +16,7 @@ from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.restoration import degrade
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
 from pixelforge.restoration.masks import (
+    ADAPTIVE_BORDER_PRIOR,
     ADAPTIVE_PRIOR,
     ADAPTIVE_WEIGHTS,
     adaptive_fill,
@@ -24,6 +25,7 @@ from pixelforge.restoration.masks import (
     diffusion_fill,
     free_form_mask,
     harmonic_fill,
+    is_uncrop,
     smooth_fill,
 )
 from pixelforge.tasks.image2image import apply_model, dihedral
@@ -285,6 +287,42 @@ def test_adaptive_fill_follows_the_image_s_own_direction():
         ),
         atol=1e-4,
     )
+
+
+def test_adaptive_fill_uncrops_towards_its_own_prior():
+    # uncropping is told apart by its mask (the known pixels one rectangle inside the image)
+    assert is_uncrop(torch.from_numpy(border_mask(40, 30, keep=0.75)))
+    assert is_uncrop(torch.from_numpy(border_mask(40, 30, keep=0.5, side="right")))
+    canvas_mask = uncrop_canvas(torch.rand(3, 20, 30), 0.5, "top")[1][0]
+    assert is_uncrop(canvas_mask)
+    rng = np.random.default_rng(0)
+    for interior in (box_mask(40, 30, area=0.25), free_form_mask(40, 30, rng), np.zeros((4, 4))):
+        assert not is_uncrop(torch.from_numpy(interior))
+    assert not is_uncrop(torch.ones(4, 4))  # nothing known: nothing to extend
+    # in one batch, a hole inside the image and a border around it: with a prior that outweighs
+    # the band, each sample gets its own prior's combination of the six fills
+    x = photo()[None, :, :64, :96].expand(2, -1, -1, -1).contiguous()
+    masks = [box_mask(64, 96, area=0.25), border_mask(64, 96, keep=0.75)]
+    mask = torch.from_numpy(np.stack(masks)).float()[:, None]
+    fills = [
+        diffusion_fill(x * (1 - mask), mask, torch.tensor(w), 200, 1e-5) for w in ADAPTIVE_WEIGHTS
+    ]
+
+    def mix(i: int, prior: tuple[float, ...]) -> torch.Tensor:
+        out = sum(c * f[i] for c, f in zip(prior, fills, strict=True))
+        known = x[i].masked_select(mask[i].expand_as(x[i]) == 0).view(3, -1)
+        low, high = known.amin(1).view(3, 1, 1), known.amax(1).view(3, 1, 1)
+        return x[i] * (1 - mask[i]) + torch.maximum(torch.minimum(out, high), low) * mask[i]
+
+    held = adaptive_fill(x * (1 - mask), mask, prior_pixels=1e9)
+    assert torch.allclose(held[0], mix(0, ADAPTIVE_PRIOR), atol=1e-3)
+    assert torch.allclose(held[1], mix(1, ADAPTIVE_BORDER_PRIOR), atol=1e-3)
+    assert not torch.allclose(held[1], mix(1, ADAPTIVE_PRIOR), atol=1e-2)
+    # border_prior=None: borders shrink towards the one prior, like holes
+    same = adaptive_fill(x * (1 - mask), mask, prior_pixels=1e9, border_prior=None)
+    assert torch.allclose(same[1], mix(1, ADAPTIVE_PRIOR), atol=1e-3)
+    with pytest.raises(ValueError, match="one prior weight per operator"):
+        adaptive_fill(x * (1 - mask), mask, border_prior=ADAPTIVE_BORDER_PRIOR[:4])
 
 
 def test_tiled_inpainting_fills_the_hole_from_the_whole_image():

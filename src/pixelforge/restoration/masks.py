@@ -279,6 +279,11 @@ ADAPTIVE_WEIGHTS = (
 # ``python benchmarks/adaptive_prior.py`` (benchmarks/results/adaptive_prior.json).
 ADAPTIVE_PRIOR = (11.4915, -2.6602, -4.5656, -4.5178, -0.5163, 1.7667)
 ADAPTIVE_PRIOR_PIXELS = 2.0
+# The prior for uncropping (the known pixels one rectangle, the hole around it): the same pooled
+# fit on CSun_Hays80's borders, a centred window of 75% of each side kept and the left half kept
+# (``python benchmarks/adaptive_prior.py --holes border``). A border is filled from one side
+# only, so the combination that extends best differs from the one that closes a hole.
+ADAPTIVE_BORDER_PRIOR = (-3.1359, -1.701, 1.8787, 2.0414, 0.124, 1.7708)
 
 
 def adaptive_fill(
@@ -287,6 +292,7 @@ def adaptive_fill(
     weights: tuple[tuple[float, float, float, float], ...] = ADAPTIVE_WEIGHTS,
     prior: tuple[float, ...] | None = ADAPTIVE_PRIOR,
     prior_pixels: float = ADAPTIVE_PRIOR_PIXELS,
+    border_prior: tuple[float, ...] | None = ADAPTIVE_BORDER_PRIOR,
     band: int = 8,
     iters: int = 200,
     tol: float = 1e-5,
@@ -299,14 +305,17 @@ def adaptive_fill(
     reach of the diffusion follow each image (a landscape's horizontal layers, a diagonal roof)
     instead of one fixed Laplacian. A band only a few pixels deep says little about a large
     hole's middle, so the weights are shrunk towards ``prior`` (one weight per operator; None
-    for plain least squares) by a ridge worth ``prior_pixels`` pixels of the band. The result
+    for plain least squares) by a ridge worth ``prior_pixels`` pixels of the band; a sample to
+    uncrop (its known pixels exactly one rectangle smaller than the image, ``is_uncrop``) is
+    shrunk towards ``border_prior`` instead (None: ``prior`` for every sample). The result
     is clamped to the known pixels' range per channel; a sample whose band has too few known
     pixels falls back to the first operator. Known pixels are returned unchanged."""
-    if prior is not None and len(prior) != len(weights):
-        raise ValueError(
-            f"adaptive_fill: {len(weights)} operators but {len(prior)} prior weights; give one "
-            "prior weight per operator, or prior=None for plain least squares."
-        )
+    for given in (prior, border_prior):
+        if given is not None and len(given) != len(weights):
+            raise ValueError(
+                f"adaptive_fill: {len(weights)} operators but {len(given)} prior weights; give "
+                "one prior weight per operator, or None for plain least squares."
+            )
     mask = (mask > 0.5).to(x.dtype)
     n = x.shape[0]
     ops = torch.tensor(weights, dtype=x.dtype, device=x.device)
@@ -318,7 +327,10 @@ def adaptive_fill(
     coef[:, 0] = 1.0
     bands = [ring[i, 0] > 0 for i in range(n)]
     seen: list[list[torch.Tensor]] = [[] for _ in range(n)]  # per sample, each fill on its band
-    pull = None if prior is None else torch.tensor(prior, dtype=torch.float64, device=x.device)
+    pulls = [
+        None if p is None else torch.tensor(p, dtype=torch.float64, device=x.device)
+        for p in (prior, prior if border_prior is None else border_prior)
+    ]
     for op in ops:
         fit = diffusion_fill(x, grown, op, iters=iters, tol=tol)
         for i in range(n):
@@ -330,6 +342,7 @@ def adaptive_fill(
         a = torch.stack(seen[i])
         gram = a @ a.T
         y = x[i][:, bands[i]].reshape(-1).double()
+        pull = pulls[int(is_uncrop(mask[i, 0]))]
         coef[i] = band_weights(gram, a @ y, a.shape[1], pull, prior_pixels).to(x.dtype)
     out = torch.zeros_like(x)
     for j, op in enumerate(ops):  # one fill at a time: memory of one image, not k
@@ -340,6 +353,19 @@ def adaptive_fill(
     clamped = torch.maximum(torch.minimum(out, high), low)
     out = torch.where(known.sum((1, 2, 3), keepdim=True) > 0, clamped, out)
     return x * known + out * mask
+
+
+def is_uncrop(mask: torch.Tensor) -> bool:
+    """True when the hole of ``mask`` (H x W, 1 = hole) surrounds the known pixels from outside:
+    they form exactly one axis-aligned rectangle, smaller than the image (uncropping's canvas;
+    ``border_mask``)."""
+    known = mask <= 0.5
+    rows, cols = known.any(1).nonzero(), known.any(0).nonzero()
+    if len(rows) == 0:
+        return False
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    whole = (bottom - top, right - left) == tuple(mask.shape)
+    return not whole and int(known.sum()) == (bottom - top) * (right - left)
 
 
 def band_weights(
