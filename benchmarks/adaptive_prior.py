@@ -47,6 +47,7 @@ from pixelforge.restoration.masks import (
     diffusion_fill,
     free_form_mask,
 )
+from restoration import UNCROP_CASES  # benchmarks/restoration.py: the uncrop benchmark's borders
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SEED = 7  # the training masks' seed (the benchmark's masks use their own)
@@ -98,10 +99,11 @@ def pooled_prior(holes: list[dict[str, Stats]]) -> np.ndarray:
 
 
 def masks_of(holes: str, height: int, width: int, index: int) -> dict[str, np.ndarray]:
+    """The two training masks of one photo: borders as the uncrop benchmark cuts them, or holes."""
     if holes == "border":
         return {
-            "all_0.75": border_mask(height, width, keep=0.75, side="all"),
-            "right_0.5": border_mask(height, width, keep=0.5, side="right"),
+            f"{side}_{keep}": border_mask(height, width, keep=keep, side=side)
+            for side, keep in UNCROP_CASES
         }
     rng = np.random.default_rng([SEED, index])
     return {
@@ -120,7 +122,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     # which masks the prior is fitted on, and the shipped constant it must reproduce
     pooled_on, shipped = (
-        (["all_0.75", "right_0.5"], ADAPTIVE_BORDER_PRIOR)
+        ([f"{side}_{keep}" for side, keep in UNCROP_CASES], ADAPTIVE_BORDER_PRIOR)
         if args.holes == "border"
         else (["box"], ADAPTIVE_PRIOR)
     )
@@ -159,24 +161,24 @@ def main() -> None:
     # squares on the band; border: the interior prior) and the oracles (each photo's weights
     # fitted on its true hole pixels); border also the harmonic fill (the isotropic one alone)
     references: dict[str, dict[str, float]] = {}
-    rules: list[tuple[str, int, str, np.ndarray | None]] = [
-        ("band_4_operators", 4, "band", None),
-        ("oracle_4_operators", 4, "hole", None),
-        ("oracle_6_operators", len(ADAPTIVE_WEIGHTS), "hole", None),
-    ]
-    if args.holes == "border":
-        rules[0] = ("interior_prior", len(ADAPTIVE_WEIGHTS), "band", np.array(ADAPTIVE_PRIOR))
-    for name, ops, source, pull in rules:
+    six = len(ADAPTIVE_WEIGHTS)
+    previous: tuple[str, int, str, np.ndarray | None, float] = (
+        ("interior_prior", six, "band", np.array(ADAPTIVE_PRIOR), ADAPTIVE_PRIOR_PIXELS)
+        if args.holes == "border"
+        else ("band_4_operators", 4, "band", None, 0.0)
+    )
+    rules = [previous, ("oracle_4_operators", 4, "hole", None, 0.0)]
+    rules.append(("oracle_6_operators", six, "hole", None, 0.0))
+    for name, ops, source, pull, strength in rules:
         references[name] = {}
         for kind in kinds:
             values = []
             for r in rows:
                 sub = {k: (g[:ops, :ops], b[:ops], yy, n) for k, (g, b, yy, n) in r[kind].items()}
-                pixels = 0.0 if pull is None else ADAPTIVE_PRIOR_PIXELS
-                values.append(hole_psnr(sub, fit(sub[source], pull, pixels)))
+                values.append(hole_psnr(sub, fit(sub[source], pull, strength)))
             references[name][kind] = float(np.mean(values))
     if args.holes == "border":
-        isotropic = np.eye(len(ADAPTIVE_WEIGHTS))[0]
+        isotropic = np.eye(six)[0]
         references["harmonic"] = {
             kind: float(np.mean([hole_psnr(r[kind], isotropic) for r in rows])) for kind in kinds
         }

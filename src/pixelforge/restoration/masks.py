@@ -327,10 +327,12 @@ def adaptive_fill(
     coef[:, 0] = 1.0
     bands = [ring[i, 0] > 0 for i in range(n)]
     seen: list[list[torch.Tensor]] = [[] for _ in range(n)]  # per sample, each fill on its band
-    pulls = [
-        None if p is None else torch.tensor(p, dtype=torch.float64, device=x.device)
-        for p in (prior, prior if border_prior is None else border_prior)
-    ]
+
+    def as_tensor(p: tuple[float, ...] | None) -> torch.Tensor | None:
+        return None if p is None else torch.tensor(p, dtype=torch.float64, device=x.device)
+
+    pull = as_tensor(prior)
+    border_pull = pull if border_prior is None else as_tensor(border_prior)
     for op in ops:
         fit = diffusion_fill(x, grown, op, iters=iters, tol=tol)
         for i in range(n):
@@ -342,8 +344,8 @@ def adaptive_fill(
         a = torch.stack(seen[i])
         gram = a @ a.T
         y = x[i][:, bands[i]].reshape(-1).double()
-        pull = pulls[int(is_uncrop(mask[i, 0]))]
-        coef[i] = band_weights(gram, a @ y, a.shape[1], pull, prior_pixels).to(x.dtype)
+        towards = border_pull if is_uncrop(mask[i, 0]) else pull
+        coef[i] = band_weights(gram, a @ y, a.shape[1], towards, prior_pixels).to(x.dtype)
     out = torch.zeros_like(x)
     for j, op in enumerate(ops):  # one fill at a time: memory of one image, not k
         out = out + coef[:, j].view(n, 1, 1, 1) * diffusion_fill(x, mask, op, iters=iters, tol=tol)
