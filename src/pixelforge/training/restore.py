@@ -3,6 +3,8 @@
 Each clean patch of the batch gets its own degradation, drawn from a generator seeded by a
 per-image seed that comes from the step's seeded draws: a resumed run, and a run split over
 several processes, see exactly the same inputs. Augmentation: a random flip and quarter turn.
+With ``train.example_pool=N`` the examples are instead drawn once, N of them with their filled
+holes, and reused: the adaptive fill costs seconds per crop, too slow to redo every step.
 
 Loss: L1 on the output (``train.pixel_loss=l2``: squared error; inpainting and uncropping: inside
 the hole, normalised by its area; colorization: on a/b). Super-resolution with a GAN (SRGAN, Ledig et al. 2017) adds
@@ -62,6 +64,11 @@ class RestoreTrainConfig(TrainConfig):
     # benchmarks report, which weighs images with small errors (thin strokes) as much as others
     pixel_loss: Literal["l1", "l2", "psnr"] = "l1"
     d_width: int = 32  # discriminator width (adv_weight > 0)
+    # 0: a fresh crop and degradation every step. N > 0: N examples (crop, degradation and the
+    # model's prepared input, i.e. the filled hole) drawn once at the start from the run's seed
+    # and reused, each step's batch drawn from them: for fills too slow to compute every step
+    # (model.fill=adaptive takes seconds per 256-px crop). Every process builds the same pool.
+    example_pool: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,6 +95,7 @@ class RestoreTrainConfig(TrainConfig):
         for name in ("perceptual_weight", "adv_weight", "pixel_weight"):
             check_range(f"train.{name}", getattr(self, name), low=0)
         check_range("train.d_width", self.d_width, low=1)
+        check_range("train.example_pool", self.example_pool, low=0)
 
 
 class PatchDiscriminator(nn.Module):
@@ -194,17 +202,22 @@ class RestoreTask(TrainTask):
 
             self.perceptual = PerceptualLoss(value_range=(-1.0, 1.0))
         self.preview: torch.Tensor | None = None
+        # train.example_pool: prepared inputs, targets and masks (None: no mask), on the CPU
+        self.pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
 
     def attach_data(self, dataset: Any) -> None:
-        """Keep a few fixed training patches for the periodic preview grid."""
+        """Keep a few fixed training patches for the periodic preview grid, and build the
+        example pool when ``train.example_pool`` asks for one."""
         n = min(8, len(dataset))
         idx = torch.linspace(0, len(dataset) - 1, n).long()
         self.preview = dataset.get_batch(idx)["image"]
+        if self.train_config.example_pool > 0:
+            self.pool = self._build_pool(dataset)
 
     def _pairs(
-        self, clean: torch.Tensor, ctx: StepContext
+        self, clean: torch.Tensor, seeds: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        seeds = ctx.randint(2**31 - 1).cpu().tolist()
+        """Examples (on the CPU) from clean patches, each degraded by its own seed."""
         clean01 = ((clean.detach().float().cpu() + 1) / 2).clamp(0, 1)
         inputs, targets, masks = [], [], []
         for img, seed in zip(clean01, seeds, strict=True):
@@ -214,17 +227,49 @@ class RestoreTask(TrainTask):
             targets.append(tgt)
             if m is not None:
                 masks.append(m)
-        dev = ctx.device
-        mask = torch.cat(masks).to(dev) if masks else None
-        return torch.cat(inputs).to(dev), torch.cat(targets).to(dev), mask
+        return torch.cat(inputs), torch.cat(targets), torch.cat(masks) if masks else None
+
+    @torch.no_grad()
+    def _build_pool(self, dataset: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``train.example_pool`` examples: patches in a seeded order (each patch once before
+        any twice), a seeded degradation each, and the model's prepared input (the fill)."""
+        from rich.progress import track
+
+        n = self.train_config.example_pool
+        g = torch.Generator().manual_seed(self.train_config.seed)
+        rounds = -(-n // len(dataset))
+        order = torch.cat([torch.randperm(len(dataset), generator=g) for _ in range(rounds)])[:n]
+        seeds = torch.randint(2**31 - 1, (n,), generator=g).tolist()
+        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        chunk = 4
+        for start in track(range(0, n, chunk), description=f"preparing {n} examples"):
+            clean = dataset.get_batch(order[start : start + chunk])["image"]
+            inp, target, mask = self._pairs(clean, seeds[start : start + chunk])
+            parts.append((self.model.prepare(inp, mask), target, mask))
+        masks = [m for _, _, m in parts if m is not None]
+        return (
+            torch.cat([p for p, _, _ in parts]),
+            torch.cat([t for _, t, _ in parts]),
+            torch.cat(masks) if masks else None,
+        )
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext
     ) -> dict[str, torch.Tensor]:
         cfg: RestoreTrainConfig = self.train_config
-        inp, target, mask = self._pairs(batch["image"], ctx)
-        with ctx.autocast():
-            pred = self.model.translate(inp, mask).float()
+        dev = ctx.device
+        if self.pool is None:
+            inp, target, mask = self._pairs(batch["image"], ctx.randint(2**31 - 1).tolist())
+            inp, target = inp.to(dev), target.to(dev)
+            mask = None if mask is None else mask.to(dev)
+            with ctx.autocast():
+                pred = self.model.translate(inp, mask).float()
+        else:
+            pick = ctx.randint(len(self.pool[0])).cpu()
+            prepared, target = self.pool[0][pick].to(dev), self.pool[1][pick].to(dev)
+            mask = None if self.pool[2] is None else self.pool[2][pick].to(dev)
+            with ctx.autocast():
+                pred = self.model.translate_prepared(prepared, mask).float()
         pixel = pixel_term(pred, target, mask, cfg.pixel_loss)
         loss = cfg.pixel_weight * pixel
         out: dict[str, torch.Tensor] = {cfg.pixel_loss: pixel.detach()}
