@@ -257,19 +257,18 @@ class RestoreTask(TrainTask):
         self, batch: dict[str, torch.Tensor], ctx: StepContext
     ) -> dict[str, torch.Tensor]:
         cfg: RestoreTrainConfig = self.train_config
-        dev = ctx.device
-        if self.pool is None:
+        if self.pool is None:  # fresh examples, prepared (filled) in the forward pass
             inp, target, mask = self._pairs(batch["image"], ctx.randint(2**31 - 1).tolist())
-            inp, target = inp.to(dev), target.to(dev)
-            mask = None if mask is None else mask.to(dev)
-            with ctx.autocast():
-                pred = self.model.translate(inp, mask).float()
-        else:
+            forward = self.model.translate
+        else:  # examples from the pool, prepared once
             pick = ctx.randint(len(self.pool[0])).cpu()
-            prepared, target = self.pool[0][pick].to(dev), self.pool[1][pick].to(dev)
-            mask = None if self.pool[2] is None else self.pool[2][pick].to(dev)
-            with ctx.autocast():
-                pred = self.model.translate_prepared(prepared, mask).float()
+            prepared, truth, masks = self.pool
+            inp, target, mask = prepared[pick], truth[pick], None if masks is None else masks[pick]
+            forward = self.model.translate_prepared
+        inp, target = inp.to(ctx.device), target.to(ctx.device)
+        mask = None if mask is None else mask.to(ctx.device)
+        with ctx.autocast():
+            pred = forward(inp, mask).float()
         pixel = pixel_term(pred, target, mask, cfg.pixel_loss)
         loss = cfg.pixel_weight * pixel
         out: dict[str, torch.Tensor] = {cfg.pixel_loss: pixel.detach()}
