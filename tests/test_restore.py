@@ -25,6 +25,7 @@ from pixelforge.restoration.masks import (
     diffusion_fill,
     free_form_mask,
     harmonic_fill,
+    hole_window,
     is_uncrop,
     smooth_fill,
 )
@@ -336,6 +337,51 @@ def test_tiled_inpainting_fills_the_hole_from_the_whole_image():
     assert torch.allclose(one, tiled, atol=1e-5)
     whole = harmonic_fill((image * (1 - mask))[None] * 2 - 1, mask[None])[0]  # model range
     assert torch.allclose(one, ((whole + 1) / 2).clamp(0, 1), atol=1e-5)
+
+
+def test_a_small_hole_in_a_large_photo_is_solved_in_its_window_as_in_the_whole_image():
+    # the hole's equations reach no pixel outside its window, so solving the window alone
+    # (what makes a small hole in a large photo cheap) gives the whole image's fill
+    image = photo()[None].double()
+    mask = torch.zeros(1, 1, 256, 256, dtype=torch.float64)
+    mask[..., 100:130, 40:80] = 1
+    rows, cols = hole_window(mask)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (84, 146, 24, 96)  # 16-px margin
+    assert hole_window(torch.from_numpy(box_mask(256, 256, area=0.25))[None, None]) is None
+    weights = torch.tensor([2.8, 1.0, 1.0, 0.0])
+    windowed = diffusion_fill(image * (1 - mask), mask, weights, iters=3000, tol=1e-9)
+    solved = torch.zeros_like(mask)  # a 1-px hole in each far corner makes the window the image
+    solved[..., 0, 0] = solved[..., -1, -1] = 1
+    whole = diffusion_fill(image * (1 - mask), mask + solved, weights, iters=3000, tol=1e-9)
+    assert hole_window(mask + solved) is None
+    assert torch.allclose(windowed * mask, whole * mask, atol=1e-6)
+    assert torch.equal(windowed * (1 - mask), image * (1 - mask))
+
+
+def test_tiles_without_a_hole_are_not_run_and_the_inpainted_image_is_unchanged():
+    model = small_model("inpaint")
+    image = photo()
+    mask = torch.zeros(1, 256, 256)
+    mask[:, 20:40, 30:50] = 1
+    calls: list[bool] = []
+
+    @torch.no_grad()
+    def fn(t: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        calls.append(bool(m is not None and m.any()))
+        return model.translate_prepared(t, m)
+
+    m = mask[None]
+    x = model.prepare((image[None] * 2 - 1) * (1 - m), m)  # what apply_model tiles: the fill
+    every = run_tiled(fn, x, mask=m, multiple=4, tile=64, overlap=16)
+    ran = len(calls)
+    only = run_tiled(fn, x, mask=m, multiple=4, tile=64, overlap=16, holes_only=True)
+    assert all(calls[ran:]) and 0 < len(calls) - ran < ran / 4  # only tiles with a hole ran
+    hole = m.expand_as(x) > 0
+    assert torch.allclose(only[hole], every[hole], atol=1e-6)
+    # apply_model skips them too, and the image it returns is the one every tile would give
+    out = apply_model(model, image, mask=mask, tile=64, overlap=16)
+    full = (every[0] + 1) / 2 * mask + image * (1 - mask)
+    assert torch.allclose(out, full.clamp(0, 1), atol=1e-5)
 
 
 def test_inpainting_keeps_known_pixels_and_any_size_works():

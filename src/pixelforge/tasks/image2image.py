@@ -98,6 +98,15 @@ def apply_model(
     def fn(xt: torch.Tensor, mt: torch.Tensor | None) -> torch.Tensor:
         return model.translate_prepared(xt.to(dev), None if mt is None else mt.to(dev))
 
+    # known pixels are put back at the end (below), so tiles without a hole need not run;
+    # with instance norm every tile counts towards the whole image's statistics
+    holes_only = (
+        m is not None
+        and model.scale == 1
+        and model.out_channels == rgb.shape[0]
+        and not model.uses_instance_norm
+    )
+
     def one_pass(xk: torch.Tensor, mk: torch.Tensor | None) -> torch.Tensor:
         # whole-image work (an inpainting model's fill of the hole) once, before the tiles
         xk = model.prepare(xk.to(dev), None if mk is None else mk.to(dev)).to(xk.device)
@@ -105,7 +114,7 @@ def apply_model(
         def run() -> torch.Tensor:
             return run_tiled(
                 fn, xk, mask=mk, scale=model.scale, multiple=model.size_multiple, tile=tile,
-                overlap=overlap,
+                overlap=overlap, holes_only=holes_only,
             )  # fmt: skip
 
         context: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
