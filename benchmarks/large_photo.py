@@ -39,15 +39,17 @@ COMMANDS = {  # name: extra arguments after the input photo
 }
 
 
-def run(argv: list[str]) -> dict[str, float | None]:
-    """Wall seconds, peak resident memory (MB) and other processes' CPU (percent) of one run."""
+def run(argv: list[str], log: Path) -> dict[str, float | None]:
+    """Wall seconds, peak resident memory (MB) and other processes' CPU (percent) of one run
+    (its messages go to ``log``: a pipe could fill up and stall it)."""
     busy0, start = busy_cpu_seconds(), time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    with log.open("wb") as messages:
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=messages)
+        _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
     busy1 = busy_cpu_seconds()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed:\n{process.stderr.read().decode()}")  # type: ignore[union-attr]
+        raise SystemExit(f"{' '.join(argv)} failed:\n{log.read_text(errors='replace')}")
     other = None
     if busy0 is not None and busy1 is not None:
         own = usage.ru_utime + usage.ru_stime
@@ -79,7 +81,8 @@ def main() -> None:
         results = {}
         for name in args.commands.split(","):
             extra = [a.replace("{mask}", str(work / "mask.png")) for a in COMMANDS[name]]
-            results[name] = run([exe, name, str(photo), *extra, "--out", str(work / "out.png")])
+            argv = [exe, name, str(photo), *extra, "--out", str(work / "out.png")]
+            results[name] = run(argv, work / "messages.txt")
             print(name, json.dumps(results[name]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
