@@ -239,6 +239,23 @@ def test_harmonic_fill_is_exact_on_harmonic_images_and_bounded_by_the_border():
     assert filled.min() >= known.min() - 1e-4 and filled.max() <= known.max() + 1e-4
 
 
+def test_the_in_place_solver_leaves_its_input_alone_in_any_memory_layout():
+    # the solver updates its vectors in place: the caller's image must come back untouched, and a
+    # photo's channels-last tensor (from an H x W x 3 array) must fill as the contiguous one does
+    array = (photo()[:, :64, :96].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    channels_last = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
+    contiguous = channels_last.contiguous()
+    assert not channels_last.is_contiguous()
+    mask = torch.from_numpy(box_mask(64, 96, area=0.25)).float()[None, None]
+    before = channels_last.clone()
+    weights = torch.tensor([2.8, 1.0, 1.0, 0.0])
+    filled = diffusion_fill(channels_last, mask, weights, iters=200, tol=1e-6)
+    assert torch.equal(channels_last, before)
+    reference = diffusion_fill(contiguous, mask, weights, iters=200, tol=1e-6)
+    assert float((filled - reference).abs().max()) < 1e-5
+    assert float((filled - harmonic_fill(contiguous, mask)).abs().max()) > 1e-3  # weights used
+
+
 def test_adaptive_fill_follows_the_image_s_own_direction():
     # horizontal layers (a horizon, stripes): the isotropic fill blurs them across a box; the
     # adaptive fill learns from the band around the hole that horizontal diffusion predicts it

@@ -186,29 +186,43 @@ def _laplacian(u: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Te
             slice(max(0, dy), height + min(0, dy) or None),
             slice(max(0, dx), width + min(0, dx) or None),
         )
-        d = w * (u[..., a[0], a[1]] - u[..., b[0], b[1]])
-        out[..., a[0], a[1]] += d
-        out[..., b[0], b[1]] -= d
+        d = u[..., a[0], a[1]] - u[..., b[0], b[1]]
+        out[..., a[0], a[1]].addcmul_(w, d)
+        out[..., b[0], b[1]].addcmul_(w, d, value=-1.0)
     return out
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample inner products of two N x ... tensors, as N x 1 x 1 x 1 (no temporary the
+    size of the image: a product and sum allocates one, which on a large canvas costs fresh pages
+    from the system at every step)."""
+    n = a.shape[0]
+    return torch.stack([torch.dot(a[i].reshape(-1), b[i].reshape(-1)) for i in range(n)]).view(
+        n, 1, 1, 1
+    )
 
 
 def _cg(
     u: torch.Tensor, mask: torch.Tensor, iters: int, tol: float, weights: torch.Tensor | None
 ) -> torch.Tensor:
-    """Conjugate gradients on the hole's pixels of ``L u = 0``, the known pixels held fixed."""
-    r = -_laplacian(u, weights) * mask
-    p = r
-    rs = (r * r).sum((1, 2, 3), keepdim=True)
+    """Conjugate gradients on the hole's pixels of ``L u = 0``, the known pixels held fixed.
+    Works in place on its own vectors (``u`` is copied first, in the standard memory layout that
+    ``_dot`` reads without a copy; a photo's tensor is often channels-last), so a step allocates
+    only the Laplacian's output."""
+    u = u.clone(memory_format=torch.contiguous_format)
+    r = _laplacian(u, weights).mul_(mask).neg_()
+    p = r.clone()
+    rs = _dot(r, r)
     limit = tol**2 * mask.sum((1, 2, 3), keepdim=True).clamp(min=1) * u.shape[1]
     for _ in range(iters):
         if bool((rs <= limit).all()):
             break
-        ap = _laplacian(p, weights) * mask
-        alpha = rs / (p * ap).sum((1, 2, 3), keepdim=True).clamp(min=1e-30)
-        u = u + alpha * p
-        r = r - alpha * ap
-        rs_new = (r * r).sum((1, 2, 3), keepdim=True)
-        p = r + rs_new / rs.clamp(min=1e-30) * p
+        ap = _laplacian(p, weights).mul_(mask)
+        alpha = rs / _dot(p, ap).clamp(min=1e-30)
+        u.addcmul_(alpha, p)
+        r.addcmul_(alpha, ap, value=-1.0)
+        rs_new = _dot(r, r)
+        p.mul_(rs_new / rs.clamp(min=1e-30)).add_(r)
         rs = rs_new
     return u
 
