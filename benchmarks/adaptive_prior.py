@@ -167,7 +167,10 @@ def main() -> None:
         if args.holes == "border"
         else ("band_4_operators", 4, "band", None, 0.0)
     )
-    rules = [previous, ("oracle_4_operators", 4, "hole", None, 0.0)]
+    # and the shipped rule: in-sample on CSun_Hays80, held out on any other folder
+    # (benchmarks/validation_photos.py)
+    shipped_rule = ("shipped", six, "band", np.array(shipped), ADAPTIVE_PRIOR_PIXELS)
+    rules = [previous, shipped_rule, ("oracle_4_operators", 4, "hole", None, 0.0)]
     rules.append(("oracle_6_operators", six, "hole", None, 0.0))
     for name, ops, source, pull, strength in rules:
         references[name] = {}
