@@ -195,8 +195,11 @@ def main() -> None:
         "prior_pixels": best["prior_pixels"],
         "cross_validation": table,
         "references": references,
+        # the fills are solved to a tolerance, so float32 rounding in the solver moves the
+        # fitted prior by up to 1.5e-3 (weights up to 11.5; 1e-5 dB of cross-validated
+        # score): 5e-3 tells the shipped constants from any other fit
         "matches_shipped": bool(
-            np.allclose(prior, shipped, atol=1e-3) and best["prior_pixels"] == ADAPTIVE_PRIOR_PIXELS
+            np.allclose(prior, shipped, atol=5e-3) and best["prior_pixels"] == ADAPTIVE_PRIOR_PIXELS
         ),
     }
     text = json.dumps(result, indent=1)
