@@ -168,15 +168,13 @@ def smooth_fill(x: torch.Tensor, mask: torch.Tensor, gain: float = 4.0) -> torch
 _DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
-def _laplacian(u: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The weighted graph Laplacian of the pixel grid: at each pixel, the sum over its edges of
-    ``w (u - u_neighbour)``; ``weights`` (N x 4, per sample, the edge weights per direction of
-    ``_DIRECTIONS``; default 1, 1, 0, 0: the 5-point Laplacian). Only edges inside the image
-    count (reflecting, Neumann, borders). Symmetric and positive semi-definite."""
-    if weights is None:
-        weights = u.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(u.shape[0], 4)
-    height, width = u.shape[-2:]
-    out = torch.zeros_like(u)
+def _edges(
+    height: int, width: int, weights: torch.Tensor
+) -> list[tuple[torch.Tensor, tuple[slice, slice], tuple[slice, slice]]]:
+    """The pixel graph's edges by direction: (weight N x 1 x 1 x 1, the rows and columns of the
+    edges' first ends, those of their second ends) for each direction of ``_DIRECTIONS`` with a
+    non-zero weight; ``weights`` N x 4 (diagonal edges, sqrt(2) long, count half)."""
+    edges = []
     for k, (dy, dx) in enumerate(_DIRECTIONS):
         w = weights[:, k].view(-1, 1, 1, 1) / (2.0 if dy and dx else 1.0)
         if not bool((w != 0).any()):
@@ -186,9 +184,42 @@ def _laplacian(u: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Te
             slice(max(0, dy), height + min(0, dy) or None),
             slice(max(0, dx), width + min(0, dx) or None),
         )
-        d = u[..., a[0], a[1]] - u[..., b[0], b[1]]
-        out[..., a[0], a[1]].addcmul_(w, d)
-        out[..., b[0], b[1]].addcmul_(w, d, value=-1.0)
+        edges.append((w, a, b))
+    return edges
+
+
+def _degree(u: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Each pixel's sum of edge weights (N x 1 x H x W) for images shaped like ``u``."""
+    height, width = u.shape[-2:]
+    degree = u.new_zeros(u.shape[0], 1, height, width)
+    for w, a, b in _edges(height, width, weights):
+        degree[..., a[0], a[1]] += w
+        degree[..., b[0], b[1]] += w
+    return degree
+
+
+def _laplacian(
+    u: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    degree: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The weighted graph Laplacian of the pixel grid: at each pixel, the sum over its edges of
+    ``w (u - u_neighbour)``; ``weights`` (N x 4, per sample, the edge weights per direction of
+    ``_DIRECTIONS``; default 1, 1, 0, 0: the 5-point Laplacian). Only edges inside the image
+    count (reflecting, Neumann, borders). Symmetric and positive semi-definite. Computed as
+    ``degree u`` minus each neighbour's weighted value, into ``out`` when given (not ``u``),
+    with no temporary the size of the image; ``degree`` is ``_degree(u, weights)``, which a
+    solver computes once."""
+    if weights is None:
+        weights = u.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(u.shape[0], 4)
+    if degree is None:
+        degree = _degree(u, weights)
+    out = torch.mul(u, degree, out=out)
+    height, width = u.shape[-2:]
+    for w, a, b in _edges(height, width, weights):
+        out[..., a[0], a[1]].addcmul_(w, u[..., b[0], b[1]], value=-1.0)
+        out[..., b[0], b[1]].addcmul_(w, u[..., a[0], a[1]], value=-1.0)
     return out
 
 
@@ -207,17 +238,22 @@ def _cg(
 ) -> torch.Tensor:
     """Conjugate gradients on the hole's pixels of ``L u = 0``, the known pixels held fixed.
     Works in place on its own vectors (``u`` is copied first, in the standard memory layout that
-    ``_dot`` reads without a copy; a photo's tensor is often channels-last), so a step allocates
-    only the Laplacian's output."""
+    ``_dot`` reads without a copy; a photo's tensor is often channels-last), and a step
+    allocates nothing the size of the image: on a large canvas each fresh tensor costs new pages
+    from the system."""
     u = u.clone(memory_format=torch.contiguous_format)
-    r = _laplacian(u, weights).mul_(mask).neg_()
+    if weights is None:
+        weights = u.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(u.shape[0], 4)
+    degree = _degree(u, weights)
+    r = _laplacian(u, weights, degree=degree).mul_(mask).neg_()
+    ap = torch.empty_like(u)
     p = r.clone()
     rs = _dot(r, r)
     limit = tol**2 * mask.sum((1, 2, 3), keepdim=True).clamp(min=1) * u.shape[1]
     for _ in range(iters):
         if bool((rs <= limit).all()):
             break
-        ap = _laplacian(p, weights).mul_(mask)
+        _laplacian(p, weights, out=ap, degree=degree).mul_(mask)
         alpha = rs / _dot(p, ap).clamp(min=1e-30)
         u.addcmul_(alpha, p)
         r.addcmul_(alpha, ap, value=-1.0)
