@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from machine import busy_cpu_seconds, cpu_model  # benchmarks/machine.py
+from machine import busy_cpu_seconds, cpu_model, other_cpu_seconds  # benchmarks/machine.py
 from pixelforge.io.atomic import atomic_write_text
 
 COMMANDS = {  # name: extra arguments after the input photo
@@ -47,17 +47,15 @@ def run(argv: list[str], log: Path) -> dict[str, float | None]:
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=messages)
         _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
-    busy1 = busy_cpu_seconds()
+    other = other_cpu_seconds(busy0, usage.ru_utime + usage.ru_stime)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{log.read_text(errors='replace')}")
-    other = None
-    if busy0 is not None and busy1 is not None:
-        own = usage.ru_utime + usage.ru_stime
-        other = 100.0 * max(0.0, busy1 - busy0 - own) / (elapsed * (os.cpu_count() or 1))
     return {
         "seconds": round(elapsed, 1),
         "peak_mb": round(usage.ru_maxrss / 1024),  # Linux: kilobytes
-        "other_cpu_percent": None if other is None else round(other),
+        "other_cpu_percent": (
+            None if other is None else round(100.0 * other / (elapsed * (os.cpu_count() or 1)))
+        ),
     }
 
 

@@ -26,3 +26,12 @@ def busy_cpu_seconds() -> float | None:
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def other_cpu_seconds(busy_start: float | None, own_cpu: float) -> float | None:
+    """CPU seconds other processes spent since ``busy_start`` (``busy_cpu_seconds()`` then),
+    given this run's own CPU seconds in that time; None where the machine's count is unknown."""
+    busy_end = busy_cpu_seconds()
+    if busy_start is None or busy_end is None:
+        return None
+    return max(0.0, busy_end - busy_start - own_cpu)

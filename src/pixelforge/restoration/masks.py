@@ -199,23 +199,15 @@ def _degree(u: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 def _laplacian(
-    u: torch.Tensor,
-    weights: torch.Tensor | None = None,
-    out: torch.Tensor | None = None,
-    degree: torch.Tensor | None = None,
+    u: torch.Tensor, weights: torch.Tensor, degree: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
-    """The weighted graph Laplacian of the pixel grid: at each pixel, the sum over its edges of
-    ``w (u - u_neighbour)``; ``weights`` (N x 4, per sample, the edge weights per direction of
-    ``_DIRECTIONS``; default 1, 1, 0, 0: the 5-point Laplacian). Only edges inside the image
-    count (reflecting, Neumann, borders). Symmetric and positive semi-definite. Computed as
-    ``degree u`` minus each neighbour's weighted value, into ``out`` when given (not ``u``),
-    with no temporary the size of the image; ``degree`` is ``_degree(u, weights)``, which a
-    solver computes once."""
-    if weights is None:
-        weights = u.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(u.shape[0], 4)
-    if degree is None:
-        degree = _degree(u, weights)
-    out = torch.mul(u, degree, out=out)
+    """The weighted graph Laplacian of the pixel grid, written into ``out`` (not ``u``): at each
+    pixel, the sum over its edges of ``w (u - u_neighbour)``; ``weights`` N x 4, per sample, the
+    edge weights per direction of ``_DIRECTIONS``. Only edges inside the image count
+    (reflecting, Neumann, borders). Symmetric and positive semi-definite. Computed as
+    ``degree u`` (``degree = _degree(u, weights)``) minus each neighbour's weighted value, with
+    no temporary the size of the image."""
+    torch.mul(u, degree, out=out)
     height, width = u.shape[-2:]
     for w, a, b in _edges(height, width, weights):
         out[..., a[0], a[1]].addcmul_(w, u[..., b[0], b[1]], value=-1.0)
@@ -242,10 +234,10 @@ def _cg(
     allocates nothing the size of the image: on a large canvas each fresh tensor costs new pages
     from the system."""
     u = u.clone(memory_format=torch.contiguous_format)
-    if weights is None:
+    if weights is None:  # the 5-point Laplacian
         weights = u.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(u.shape[0], 4)
     degree = _degree(u, weights)
-    r = _laplacian(u, weights, degree=degree).mul_(mask).neg_()
+    r = _laplacian(u, weights, degree, torch.empty_like(u)).mul_(mask).neg_()
     ap = torch.empty_like(u)
     p = r.clone()
     rs = _dot(r, r)
@@ -253,7 +245,7 @@ def _cg(
     for _ in range(iters):
         if bool((rs <= limit).all()):
             break
-        _laplacian(p, weights, out=ap, degree=degree).mul_(mask)
+        _laplacian(p, weights, degree, ap).mul_(mask)
         alpha = rs / _dot(p, ap).clamp(min=1e-30)
         u.addcmul_(alpha, p)
         r.addcmul_(alpha, ap, value=-1.0)
