@@ -54,6 +54,17 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, nargs="*", default=[], help="benchmark JSON files")
     parser.add_argument("--machine", default="2 CPU cores shared with other jobs, 1 torch thread")
     parser.add_argument(
+        "--budget",
+        default=None,
+        help="the whole budget, for a model trained in stages (default: this run's, from its metrics)",
+    )
+    parser.add_argument(
+        "--steps-before",
+        type=int,
+        default=0,
+        help="steps of the earlier stages the run started from (--init), added to its own",
+    )
+    parser.add_argument(
         "--fp16", action="store_true", help="store the weights in float16 (half the size)"
     )
     args = parser.parse_args()
@@ -69,8 +80,8 @@ def main() -> None:
         "summary": args.summary,
         "data": args.data,
         "recipe": args.command,
-        "steps": spent["steps"],
-        "budget": f"{spent['wall_minutes']} minutes of wall time on {args.machine}",
+        "steps": args.steps_before + spent["steps"],
+        "budget": args.budget or f"{spent['wall_minutes']} minutes of wall time on {args.machine}",
         "scores": {k: _means(v) for k, v in scores.items()},
         "scores_command": "see docs/benchmarks.md (Restoration)",
         "limits": args.limits,
