@@ -1,0 +1,218 @@
+"""Probe: a network at a quarter of the image's scale that corrects the adaptive fill of a hole.
+
+The shipped ``inpaint`` network runs at full resolution on 256-pixel crops and adds nothing that
+holds on unseen photos to the adaptive fill of a large box (docs/benchmarks.md). What is left in
+a box is its large-scale structure, so this probe asks whether a network that sees the whole
+photo at 1/4 scale (120x80 for a 480x320 photo), where a step costs a sixteenth, learns a
+correction of the fill that holds on photos it has not seen:
+
+- ``pool``: examples from CSun_Hays80 (random 3:2 crops of 50-100% of the largest one, resized
+  to 480x320, mirrored at random; 60% boxes of 15-35% of the area, half of them centred, 40%
+  free-form strokes), reduced 4x (area mean for the pixels; a cell is in the hole when any of
+  its pixels is), the hole filled at that scale by ``masks.adaptive_fill``;
+- ``train``: a residual U-Net (``models.restore.UNet``, width 32, 3 halvings, 4 dilated blocks)
+  learns the coarse truth minus the coarse fill in the hole, with the per-image PSNR loss;
+- ``eval``: on a folder with the benchmark's masks (``benchmarks/masks.py``), the full-size
+  adaptive fill plus the network's coarse correction enlarged bilinearly, in the hole; hole
+  PSNR on the rounded uint8 result, as ``restoration.py inpaint`` scores models.
+
+    python benchmarks/inpaint_coarse.py pool --part 0 --n 2000 &
+    python benchmarks/inpaint_coarse.py pool --part 1 --n 2000
+    python benchmarks/inpaint_coarse.py train --steps 3000 --threads 1
+    python benchmarks/inpaint_coarse.py eval --threads 1 --out benchmarks/results/inpaint_coarse_validation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pixelforge.io.atomic import atomic_write_text
+from pixelforge.io.images import list_images, read_image
+from pixelforge.models.restore import UNet
+from pixelforge.restoration import masks as M
+
+SCALE = 4
+H, W = 320, 480
+
+
+def coarse(x: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image reduced SCALE times by area means; a cell is in the hole if any pixel is."""
+    h, w = x.shape[-2:]
+    size = (round(h / SCALE), round(w / SCALE))
+    return F.adaptive_avg_pool2d(x, size), F.adaptive_max_pool2d(m, size)
+
+
+def crop(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ph, pw = photo.shape[:2]
+    ch, cw = (ph, ph * 3 // 2) if ph * 3 // 2 <= pw else (pw * 2 // 3, pw)
+    f = rng.uniform(0.5, 1.0)
+    ch, cw = int(ch * f), int(cw * f)
+    top, left = rng.integers(0, ph - ch + 1), rng.integers(0, pw - cw + 1)
+    im = Image.fromarray(photo[top : top + ch, left : left + cw]).resize((W, H), Image.BICUBIC)
+    a = np.asarray(im)
+    if rng.random() < 0.5:
+        a = a[:, ::-1]
+    return a
+
+
+def make_mask(rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.6:
+        area = rng.uniform(0.15, 0.35)
+        return M.box_mask(H, W, area=area, rng=None if rng.random() < 0.5 else rng)
+    return M.free_form_mask(H, W, rng)
+
+
+def pool(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    photos = [read_image(f) for f in sorted(Path(args.data).glob("*.jpg"))]
+    rng = np.random.default_rng(1000 + args.part)
+    xs, fs, ms = [], [], []
+    t0 = time.time()
+    for b in range(args.n // 8):
+        imgs = np.stack([crop(photos[rng.integers(len(photos))], rng) for _ in range(8)])
+        mk = np.stack([make_mask(rng) for _ in range(8)])
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
+        m = torch.from_numpy(mk).float()[:, None]
+        xc, mc = coarse(x, m)
+        fc = M.adaptive_fill(xc * (1 - mc), mc)
+        xs.append(xc.half())
+        fs.append(fc.half())
+        ms.append(mc.bool())
+        if b % 20 == 0:
+            print(f"batch {b}, {time.time() - t0:.0f} s", flush=True)
+    out = {"x": torch.cat(xs), "f": torch.cat(fs), "m": torch.cat(ms)}
+    torch.save(out, Path(args.dir) / f"pool{args.part}.pt")
+
+
+def correction(net: torch.nn.Module, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The network's correction of the coarse fill ``f`` (in [0, 1]) in the coarse hole ``m``."""
+    h, w = f.shape[-2:]
+    inp = torch.cat([f * 2 - 1, m * 2 - 1], 1)
+    inp = F.pad(inp, (0, (-w) % 8, 0, (-h) % 8), mode="replicate")
+    return net(inp)[..., :h, :w] / 2 * m
+
+
+def make_net(width: int) -> torch.nn.Module:
+    return UNet(4, 3, width, 4, 3)
+
+
+def train(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    parts = [torch.load(p) for p in sorted(Path(args.dir).glob("pool*.pt"))]
+    x = torch.cat([p["x"] for p in parts]).float()
+    f = torch.cat([p["f"] for p in parts]).float()
+    m = torch.cat([p["m"] for p in parts]).float()
+    n = len(x)
+    net = make_net(args.width)
+    print(f"{n} examples, {sum(p.numel() for p in net.parameters())} parameters")
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    g = torch.Generator().manual_seed(0)
+    t0, run = time.time(), 0.0
+    for step in range(1, args.steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        i = torch.randint(0, n, (args.batch,), generator=g)
+        xb, fb, mb = x[i], f[i], m[i]
+        out = fb + correction(net, fb, mb)
+        area = mb.sum((1, 2, 3)) * 3
+        err = ((out - xb) ** 2 * mb).sum((1, 2, 3)) / area
+        base = ((fb - xb) ** 2 * mb).sum((1, 2, 3)) / area
+        loss = torch.log10(err + 1e-8).mean() * 10
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        run += float((10 * torch.log10(base / err.detach())).mean())
+        if step % 100 == 0:
+            print(f"step {step}, {time.time() - t0:.0f} s, gain over the fill {run / 100:.3f} dB")
+            run = 0.0
+    torch.save(net.state_dict(), Path(args.dir) / args.net)
+
+
+def hole_psnr(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> float:
+    d = (out.astype(np.float64) - ref.astype(np.float64))[mask > 0] / 255.0
+    return float(10 * np.log10(1.0 / np.mean(d**2)))
+
+
+def to_u8(t: torch.Tensor) -> np.ndarray:
+    return (t.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    folder = Path(args.folder)
+    cache = Path(args.dir) / f"fills_{folder.name}.pt"
+    files = sorted(list_images(folder))[: args.limit]
+    fills: dict[str, torch.Tensor] = torch.load(cache) if cache.exists() else {}
+    net = make_net(args.width)
+    net.load_state_dict(torch.load(Path(args.dir) / args.net))
+    net.eval()
+    result: dict[str, Any] = {"folder": str(folder), "images": len(files)}
+    for kind in ("box", "free"):
+        rows = []
+        for p in files:
+            clean = read_image(p)
+            mask_file = Path(args.masks) / kind / f"{p.stem}.png"
+            mask = (read_image(mask_file, mode="L")[..., 0] > 127).astype(np.uint8)
+            x = torch.from_numpy(clean).permute(2, 0, 1).float()[None] / 255
+            m = torch.from_numpy(mask).float()[None, None]
+            key = f"{kind}/{p.name}"
+            if key not in fills:  # the full-size fill takes seconds: kept between runs
+                fills[key] = M.adaptive_fill(x * (1 - m), m)
+                torch.save(fills, cache)
+            full = fills[key]
+            xc, mc = coarse(x * (1 - m), m)
+            with torch.no_grad():
+                r = correction(net, M.adaptive_fill(xc, mc), mc)
+            up = F.interpolate(r, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            rows.append(
+                (
+                    hole_psnr(to_u8(full[0]), clean, mask),
+                    hole_psnr(to_u8((full + up * m)[0]), clean, mask),
+                )
+            )
+        a = np.array(rows)
+        result[kind] = {
+            "adaptive_psnr": round(float(a[:, 0].mean()), 3),
+            "coarse_net_psnr": round(float(a[:, 1].mean()), 3),
+            "better_on": int((a[:, 1] > a[:, 0]).sum()),
+        }
+        print(kind, result[kind], flush=True)
+    if args.out:
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("cmd", choices=("pool", "train", "eval"))
+    ap.add_argument("--dir", default="benchmarks/.cache/inpaint_coarse")
+    ap.add_argument("--data", default="../shared/data/CSun_Hays80")
+    ap.add_argument("--part", type=int, default=0, help="pool: which part (its seed)")
+    ap.add_argument("--n", type=int, default=2000, help="pool: examples in this part")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--net", default="net.pt")
+    ap.add_argument("--folder", default="benchmarks/.cache/validation")
+    ap.add_argument("--masks", default="benchmarks/.cache/masks/validation")
+    ap.add_argument("--limit", type=int, default=24)
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    {"pool": pool, "train": train, "eval": evaluate}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
