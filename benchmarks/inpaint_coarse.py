@@ -14,7 +14,9 @@ correction of the fill that holds on photos it has not seen:
   learns the coarse truth minus the coarse fill in the hole, with the per-image PSNR loss;
 - ``eval``: on a folder with the benchmark's masks (``benchmarks/masks.py``), the full-size
   adaptive fill plus the network's coarse correction enlarged bilinearly, in the hole; hole
-  PSNR on the rounded uint8 result, as ``restoration.py inpaint`` scores models.
+  PSNR on the rounded uint8 result, as ``restoration.py inpaint`` scores models;
+- ``carve``: photos of objects, animals and places from Debian's gcompris-qt-data, for ``pool
+  --data`` (docs/benchmarks.md).
 
     python benchmarks/inpaint_coarse.py pool --part 0 --n 2000 &
     python benchmarks/inpaint_coarse.py pool --part 1 --n 2000
@@ -25,6 +27,7 @@ correction of the fill that holds on photos it has not seen:
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import time
@@ -72,9 +75,57 @@ def make_mask(rng: np.random.Generator) -> np.ndarray:
     return M.free_form_mask(H, W, rng)
 
 
+# GCompris activities whose pictures are drawings, paintings or renders, not photos
+NOT_PHOTOS = ("paintings", "details", "louis", "babyshapes", "clickgame", "gravity", "digital")
+NOT_PHOTOS += ("leftright", "chronos", "solar")
+
+
+def carve(args: argparse.Namespace) -> None:
+    """Photos of objects, animals and places from Debian's gcompris-qt-data: the JPEG and WebP
+    files inside its Qt resource files, kept when at least 200 px on the shorter side, under 30%
+    of horizontally flat pixel pairs (drawings are flat) and under 5% black (cut-outs)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kept = 0
+    for rcc in sorted(Path(args.gcompris).glob("usr/share/gcompris-qt/rcc/*.rcc")):
+        blob = rcc.read_bytes()
+        if rcc.stem.startswith(NOT_PHOTOS):
+            continue
+        starts = [("webp", i) for i in _find_all(blob, b"RIFF")]
+        starts += [("jpg", i) for i in _find_all(blob, b"\xff\xd8\xff")]
+        for kind, i in starts:
+            if kind == "webp":
+                if blob[i + 8 : i + 12] != b"WEBP":
+                    continue
+                data = blob[i : i + 8 + int.from_bytes(blob[i + 4 : i + 8], "little")]
+            else:
+                data = blob[i:]
+            try:
+                im = Image.open(io.BytesIO(data))
+                im.load()
+            except Exception:  # not an image: a marker by chance inside other data
+                continue
+            a = np.asarray(im.convert("RGB")).astype(np.int64)
+            if min(a.shape[:2]) < 200:
+                continue
+            flat = float((np.abs(np.diff(a, axis=1)).sum(-1) == 0).mean())
+            if flat < 0.3 and float((a.sum(-1) < 8).mean()) < 0.05:
+                Image.fromarray(a.astype(np.uint8)).save(out / f"{rcc.stem}_{i}.png")
+                kept += 1
+    print(f"{kept} photos in {out}")
+
+
+def _find_all(blob: bytes, marker: bytes) -> list[int]:
+    found, i = [], blob.find(marker)
+    while i >= 0:
+        found.append(i)
+        i = blob.find(marker, i + len(marker))
+    return found
+
+
 def pool(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    photos = [read_image(f) for f in sorted(Path(args.data).glob("*.jpg"))]
+    photos = [read_image(f) for f in sorted(list_images(args.data))]
     rng = np.random.default_rng(1000 + args.part)
     xs, fs, ms = [], [], []
     t0 = time.time()
@@ -194,7 +245,8 @@ def evaluate(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", choices=("pool", "train", "eval"))
+    ap.add_argument("cmd", choices=("carve", "pool", "train", "eval"))
+    ap.add_argument("--gcompris", default="/tmp/gcompris", help="carve: the unpacked package")
     ap.add_argument("--dir", default="benchmarks/.cache/inpaint_coarse")
     ap.add_argument("--data", default="../shared/data/CSun_Hays80")
     ap.add_argument("--part", type=int, default=0, help="pool: which part (its seed)")
@@ -208,10 +260,10 @@ def main() -> None:
     ap.add_argument("--folder", default="benchmarks/.cache/validation")
     ap.add_argument("--masks", default="benchmarks/.cache/masks/validation")
     ap.add_argument("--limit", type=int, default=24)
-    ap.add_argument("--out", default="")
+    ap.add_argument("--out", default="", help="eval: result JSON; carve: photo folder")
     args = ap.parse_args()
     Path(args.dir).mkdir(parents=True, exist_ok=True)
-    {"pool": pool, "train": train, "eval": evaluate}[args.cmd](args)
+    {"carve": carve, "pool": pool, "train": train, "eval": evaluate}[args.cmd](args)
 
 
 if __name__ == "__main__":
