@@ -43,6 +43,7 @@ from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.models.restore import UNet
 from pixelforge.restoration import masks as M
+from restoration import hole_psnr, to_uint8
 
 SCALE = 4
 H, W = 320, 480
@@ -190,15 +191,6 @@ def train(args: argparse.Namespace) -> None:
     torch.save(net.state_dict(), Path(args.dir) / args.net)
 
 
-def hole_psnr(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> float:
-    d = (out.astype(np.float64) - ref.astype(np.float64))[mask > 0] / 255.0
-    return float(10 * np.log10(1.0 / np.mean(d**2)))
-
-
-def to_u8(t: torch.Tensor) -> np.ndarray:
-    return (t.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-
-
 def evaluate(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     folder = Path(args.folder)
@@ -228,8 +220,8 @@ def evaluate(args: argparse.Namespace) -> None:
             up = F.interpolate(r, size=x.shape[-2:], mode="bilinear", align_corners=False)
             rows.append(
                 (
-                    hole_psnr(to_u8(full[0]), clean, mask),
-                    hole_psnr(to_u8((full + up * m)[0]), clean, mask),
+                    hole_psnr(to_uint8(full[0]), clean, mask),
+                    hole_psnr(to_uint8((full + up * m)[0]), clean, mask),
                 )
             )
         a = np.array(rows)
