@@ -176,6 +176,11 @@ def train(args: argparse.Namespace) -> None:
             group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         i = torch.randint(0, n, (args.batch,), generator=g)
         xb, fb, mb = x[i], f[i], m[i]
+        if args.augment:  # each batch turned by a random multiple of 90 degrees, maybe flipped
+            turn = int(torch.randint(0, 8, (1,), generator=g))
+            xb, fb, mb = (torch.rot90(t, turn % 4, (2, 3)) for t in (xb, fb, mb))
+            if turn >= 4:
+                xb, fb, mb = (t.flip(2) for t in (xb, fb, mb))
         out = fb + correction(net, fb, mb)
         area = mb.sum((1, 2, 3)) * 3
         err = ((out - xb) ** 2 * mb).sum((1, 2, 3)) / area
@@ -249,6 +254,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--net", default="net.pt")
+    ap.add_argument("--augment", action="store_true", help="train: turn and flip batches")
     ap.add_argument("--folder", default="benchmarks/.cache/validation")
     ap.add_argument("--masks", default="benchmarks/.cache/masks/validation")
     ap.add_argument("--limit", type=int, default=24)
