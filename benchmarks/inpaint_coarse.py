@@ -89,9 +89,9 @@ def carve(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     kept = 0
     for rcc in sorted(Path(args.gcompris).glob("usr/share/gcompris-qt/rcc/*.rcc")):
-        blob = rcc.read_bytes()
         if rcc.stem.startswith(NOT_PHOTOS):
             continue
+        blob = rcc.read_bytes()
         starts = [("webp", i) for i in _find_all(blob, b"RIFF")]
         starts += [("jpg", i) for i in _find_all(blob, b"\xff\xd8\xff")]
         for kind, i in starts:
@@ -202,6 +202,7 @@ def evaluate(args: argparse.Namespace) -> None:
     cache = Path(args.dir) / f"fills_{folder.name}.pt"
     files = sorted(list_images(folder))[: args.limit]
     fills: dict[str, torch.Tensor] = torch.load(cache) if cache.exists() else {}
+    cached = len(fills)
     net = make_net(args.width)
     net.load_state_dict(torch.load(Path(args.dir) / args.net))
     net.eval()
@@ -217,7 +218,6 @@ def evaluate(args: argparse.Namespace) -> None:
             key = f"{kind}/{p.name}"
             if key not in fills:  # the full-size fill takes seconds: kept between runs
                 fills[key] = M.adaptive_fill(x * (1 - m), m)
-                torch.save(fills, cache)
             full = fills[key]
             xc, mc = coarse(x * (1 - m), m)
             with torch.no_grad():
@@ -229,6 +229,9 @@ def evaluate(args: argparse.Namespace) -> None:
                     hole_psnr(to_uint8((full + up * m)[0]), clean, mask),
                 )
             )
+        if len(fills) > cached:  # new fills: saved once per kind of hole
+            torch.save(fills, cache)
+            cached = len(fills)
         a = np.array(rows)
         result[kind] = {
             "adaptive_psnr": round(float(a[:, 0].mean()), 3),
