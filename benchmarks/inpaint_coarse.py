@@ -17,6 +17,8 @@ correction of the fill that holds on photos it has not seen:
   PSNR on the rounded uint8 result, as ``restoration.py inpaint`` scores models;
 - ``carve``: photos of objects, animals and places from Debian's gcompris-qt-data, for ``pool
   --data`` (docs/benchmarks.md).
+- ``leaves``: textured dead-leaves images, unlimited synthetic training data for ``pool --data``
+  (docs/benchmarks.md).
 
     python benchmarks/inpaint_coarse.py pool --part 0 --n 2000 &
     python benchmarks/inpaint_coarse.py pool --part 1 --n 2000
@@ -122,6 +124,72 @@ def _find_all(blob: bytes, marker: bytes) -> list[int]:
         found.append(i)
         i = blob.find(marker, i + len(marker))
     return found
+
+
+def leaves(args: argparse.Namespace) -> None:
+    """Textured dead-leaves images (Lee, Mumford and Huang 2001): ellipses and rectangles of
+    random orientation, sizes drawn from a power law (density ~ r^-3, so every scale has the
+    same share of edges, as in photos), dropped one over another; each shape takes a colour
+    from a random pixel of the photos in ``--data``, a linear shading and a share of one
+    1/f noise field as its texture, and the whole is blurred slightly. Unlimited training
+    images with photos' edge and spectrum statistics and no landscape layout."""
+    from PIL import ImageDraw, ImageFilter
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    colours = np.concatenate(
+        [read_image(f).reshape(-1, 3)[::97] for f in sorted(list_images(args.data))]
+    ).astype(np.float32)
+    fy, fx = np.meshgrid(np.fft.fftfreq(H), np.fft.fftfreq(W), indexing="ij")
+    radius = np.hypot(fy, fx)
+    radius[0, 0] = 1.0
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    rmin, rmax = 4.0, 400.0
+    for k in range(args.n):
+        labels = Image.new("I", (W, H), 0)
+        draw = ImageDraw.Draw(labels)
+        count = 1500
+        u = rng.random(count)  # r^-3 density: inverse CDF of r^-2 between rmin and rmax
+        r = 1.0 / np.sqrt(u / rmax**2 + (1 - u) / rmin**2)
+        for i in range(count):  # the first shapes end up at the back
+            cx, cy = rng.uniform(-rmax / 4, W + rmax / 4), rng.uniform(-rmax / 4, H + rmax / 4)
+            a, b = r[i], r[i] * rng.uniform(0.3, 1.0)
+            t = rng.uniform(0, np.pi)
+            c, s = np.cos(t), np.sin(t)
+            if rng.random() < 0.5:
+                n = 24
+                ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
+                px, py = a * np.cos(ang), b * np.sin(ang)
+            else:
+                px, py = np.array([a, -a, -a, a]), np.array([b, b, -b, -b])
+            pts = list(zip(cx + c * px - s * py, cy + s * px + c * py, strict=True))
+            draw.polygon(pts, fill=i + 1)
+        lab = np.asarray(labels, dtype=np.int64)
+        ids = np.unique(lab)
+        base = colours[rng.integers(len(colours), size=count + 1)]
+        slope = rng.normal(0, 0.15, size=(count + 1, 2, 3)).astype(np.float32)
+        amp = rng.uniform(0, 20, size=count + 1).astype(np.float32) * (rng.random(count + 1) < 0.5)
+        noise = np.real(
+            np.fft.ifft2(np.fft.fft2(rng.normal(size=(H, W))) / radius ** rng.uniform(0.5, 1.0))
+        )
+        noise = (noise / noise.std()).astype(np.float32)
+        cy0 = np.zeros(count + 1, np.float32)
+        cx0 = np.zeros(count + 1, np.float32)
+        for i in ids:  # each shape's shading is centred on its own pixels
+            sel = lab == i
+            cy0[i], cx0[i] = yy[sel].mean(), xx[sel].mean()
+        img = (
+            base[lab]
+            + slope[lab, 0] * (yy - cy0[lab])[..., None]
+            + slope[lab, 1] * (xx - cx0[lab])[..., None]
+            + (amp[lab] * noise)[..., None]
+        )
+        im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+        im.save(out / f"leaves_{k:04d}.png")
+        if k % 50 == 0:
+            print(f"image {k}", flush=True)
 
 
 def pool(args: argparse.Namespace) -> None:
@@ -245,7 +313,7 @@ def evaluate(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", choices=("carve", "pool", "train", "eval"))
+    ap.add_argument("cmd", choices=("carve", "leaves", "pool", "train", "eval"))
     ap.add_argument("--gcompris", default="/tmp/gcompris", help="carve: the unpacked package")
     ap.add_argument("--dir", default="benchmarks/.cache/inpaint_coarse")
     ap.add_argument("--data", default="../shared/data/CSun_Hays80")
@@ -264,7 +332,9 @@ def main() -> None:
     ap.add_argument("--out", default="", help="eval: result JSON; carve: photo folder")
     args = ap.parse_args()
     Path(args.dir).mkdir(parents=True, exist_ok=True)
-    {"carve": carve, "pool": pool, "train": train, "eval": evaluate}[args.cmd](args)
+    {"carve": carve, "leaves": leaves, "pool": pool, "train": train, "eval": evaluate}[args.cmd](
+        args
+    )
 
 
 if __name__ == "__main__":
