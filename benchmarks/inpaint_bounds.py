@@ -40,7 +40,7 @@ from skimage.restoration import inpaint_biharmonic
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.restoration.masks import harmonic_fill
-from restoration import hole_psnr, to_tensor
+from restoration import hole_psnr, read_mask, to_tensor
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -102,8 +102,7 @@ def main() -> None:
         }
         for path in sorted(list_images(args.folder)):
             ref = read_image(path, mode="RGB").astype(np.float64)
-            mask = read_image(args.masks / kind / f"{path.stem}.png", mode="L")[..., 0]
-            hole = mask > 127
+            hole = read_mask(args.masks, kind, path.stem) > 0
             for name, fill in fills.items():
                 out = np.clip(np.round(fill(ref, hole)), 0, 255)  # as 8-bit output
                 scores[name].append(hole_psnr(out, ref, hole))

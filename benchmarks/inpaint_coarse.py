@@ -45,7 +45,7 @@ from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.models.restore import UNet
 from pixelforge.restoration import masks as M
-from restoration import hole_psnr, to_uint8
+from restoration import hole_psnr, read_mask, to_uint8
 
 SCALE = 4
 H, W = 320, 480
@@ -279,8 +279,7 @@ def evaluate(args: argparse.Namespace) -> None:
         rows = []
         for p in files:
             clean = read_image(p)
-            mask_file = Path(args.masks) / kind / f"{p.stem}.png"
-            mask = (read_image(mask_file, mode="L")[..., 0] > 127).astype(np.uint8)
+            mask = read_mask(args.masks, kind, p.stem)
             x = torch.from_numpy(clean).permute(2, 0, 1).float()[None] / 255
             m = torch.from_numpy(mask).float()[None, None]
             key = f"{kind}/{p.name}"

@@ -221,6 +221,12 @@ def hole_psnr(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean(diff**2)))
 
 
+def read_mask(masks: Path | str, kind: str, stem: str) -> np.ndarray:
+    """The benchmark's ``kind`` mask ("box" or "free", benchmarks/masks.py) for the image named
+    ``stem``, as uint8: 1 in the hole, 0 where the pixel is known."""
+    return (read_image(Path(masks) / kind / f"{stem}.png", mode="L")[..., 0] > 127).astype(np.uint8)
+
+
 def hole_scores(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """PSNR over the hole's pixels; SSIM over the hole's bounding box."""
     p = hole_psnr(out, ref, mask)
@@ -255,9 +261,7 @@ def bench_inpaint(model: Any, folder: Path, masks: Path, limit: int) -> dict[str
         rows = []
         for path in files:
             clean = read_image(path)
-            mask = (read_image(masks / kind / f"{path.stem}.png", mode="L")[..., 0] > 127).astype(
-                np.uint8
-            )
+            mask = read_mask(masks, kind, path.stem)
             rows.append(hole_row(model, clean, mask, cv2))
         result[kind] = {k: mean(rows, k) for k in rows[0]}
     return result

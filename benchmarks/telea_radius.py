@@ -1,8 +1,8 @@
 """How much the inpainting baseline depends on its one free parameter: OpenCV's neighbourhood
 radius, for Telea's fast marching method and for Navier-Stokes (``cv2.INPAINT_NS``).
 
-``restoration.py inpaint`` scores Telea at radius 5, as fixed before any inpainting model was
-trained. OpenCV's own examples use 3. This scores both methods at several radii on the same
+``restoration.py inpaint`` scores Telea at radius 5, as it has since it was first written,
+before the first inpainting model was shipped. OpenCV's own examples use 3. This scores both methods at several radii on the same
 images and committed masks, hole PSNR on the uint8 result as ``restoration.py inpaint`` scores
 it, so that a reader can set the benchmark's bar against other papers' Telea figures.
 
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
-from restoration import hole_psnr
+from restoration import hole_psnr, read_mask
 
 
 def main() -> None:
@@ -39,8 +38,7 @@ def main() -> None:
         pairs = []
         for path in files:
             clean = read_image(path)
-            mask_file = Path(args.masks) / kind / f"{path.stem}.png"
-            mask = (read_image(mask_file, mode="L")[..., 0] > 127).astype(np.uint8)
+            mask = read_mask(args.masks, kind, path.stem)
             pairs.append((clean, mask))
         table: dict[str, dict[str, float]] = {name: {} for name in methods}
         for radius in args.radii:
