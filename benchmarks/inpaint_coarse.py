@@ -317,7 +317,9 @@ def main() -> None:
     ap.add_argument("--dir", default="benchmarks/.cache/inpaint_coarse")
     ap.add_argument("--data", default="../shared/data/CSun_Hays80")
     ap.add_argument("--part", type=int, default=0, help="pool: which part (its seed)")
-    ap.add_argument("--n", type=int, default=2000, help="pool: examples in this part")
+    ap.add_argument(
+        "--n", type=int, default=2000, help="pool: examples in this part; leaves: images"
+    )
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-4)
@@ -328,7 +330,7 @@ def main() -> None:
     ap.add_argument("--folder", default="benchmarks/.cache/validation")
     ap.add_argument("--masks", default="benchmarks/.cache/masks/validation")
     ap.add_argument("--limit", type=int, default=24)
-    ap.add_argument("--out", default="", help="eval: result JSON; carve: photo folder")
+    ap.add_argument("--out", default="", help="eval: result JSON; carve, leaves: image folder")
     args = ap.parse_args()
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     {"carve": carve, "leaves": leaves, "pool": pool, "train": train, "eval": evaluate}[args.cmd](
