@@ -45,6 +45,7 @@ from pixelforge.io.atomic import atomic_write_text
 from pixelforge.io.images import list_images, read_image
 from pixelforge.models.restore import UNet
 from pixelforge.restoration import masks as M
+from pixelforge.training.restore import pixel_term
 from restoration import hole_psnr, read_mask, to_uint8
 
 SCALE = 4
@@ -166,7 +167,6 @@ def leaves(args: argparse.Namespace) -> None:
             pts = list(zip(cx + c * px - s * py, cy + s * px + c * py, strict=True))
             draw.polygon(pts, fill=i + 1)
         lab = np.asarray(labels, dtype=np.int64)
-        ids = np.unique(lab)
         base = colours[rng.integers(len(colours), size=count + 1)]
         slope = rng.normal(0, 0.15, size=(count + 1, 2, 3)).astype(np.float32)
         amp = rng.uniform(0, 20, size=count + 1).astype(np.float32) * (rng.random(count + 1) < 0.5)
@@ -174,11 +174,10 @@ def leaves(args: argparse.Namespace) -> None:
             np.fft.ifft2(np.fft.fft2(rng.normal(size=(H, W))) / radius ** rng.uniform(0.5, 1.0))
         )
         noise = (noise / noise.std()).astype(np.float32)
-        cy0 = np.zeros(count + 1, np.float32)
-        cx0 = np.zeros(count + 1, np.float32)
-        for i in ids:  # each shape's shading is centred on its own pixels
-            sel = lab == i
-            cy0[i], cx0[i] = yy[sel].mean(), xx[sel].mean()
+        # each shape's shading is centred on its own visible pixels
+        area = np.maximum(np.bincount(lab.ravel(), minlength=count + 1), 1)
+        cy0 = (np.bincount(lab.ravel(), yy.ravel(), count + 1) / area).astype(np.float32)
+        cx0 = (np.bincount(lab.ravel(), xx.ravel(), count + 1) / area).astype(np.float32)
         img = (
             base[lab]
             + slope[lab, 0] * (yy - cy0[lab])[..., None]
@@ -250,14 +249,11 @@ def train(args: argparse.Namespace) -> None:
             if turn >= 4:
                 xb, fb, mb = (t.flip(2) for t in (xb, fb, mb))
         out = fb + correction(net, fb, mb)
-        area = mb.sum((1, 2, 3)) * 3
-        err = ((out - xb) ** 2 * mb).sum((1, 2, 3)) / area
-        base = ((fb - xb) ** 2 * mb).sum((1, 2, 3)) / area
-        loss = torch.log10(err + 1e-8).mean() * 10
+        loss = pixel_term(out, xb, mb, "psnr")  # each image's error in dB, averaged
         opt.zero_grad()
         loss.backward()
         opt.step()
-        run += float((10 * torch.log10(base / err.detach())).mean())
+        run += float(pixel_term(fb, xb, mb, "psnr") - loss.detach())
         if step % 100 == 0:
             print(f"step {step}, {time.time() - t0:.0f} s, gain over the fill {run / 100:.3f} dB")
             run = 0.0
