@@ -12,6 +12,7 @@ from PIL import Image
 from pixelforge import hub
 from pixelforge.errors import PixelforgeError
 from pixelforge.metrics.image_quality import psnr
+from pixelforge.models.image2image import ImageToImage
 from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.restoration import degrade
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
@@ -182,6 +183,39 @@ def test_self_ensemble_averages_the_flipped_and_transposed_passes():
     assert not torch.allclose(passes[0], passes[7], atol=1e-3)  # the copies do disagree
     with pytest.raises(PixelforgeError, match="1, 2, 4 or 8"):
         apply_model(model, image, mask=mask, ensemble=3)
+
+
+class GridProbe(ImageToImage):
+    """Adds a pattern tied to its input's 16-pixel block grid from the origin (no symmetry)."""
+
+    family = "probe"
+
+    def __init__(self, grid: int) -> None:
+        super().__init__()
+        self.input_grid = grid
+
+    def translate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        i = torch.arange(x.shape[-2])[:, None] % 16
+        j = torch.arange(x.shape[-1])[None] % 16
+        return x + (i * 16 + j).float() / 256 * 0.2
+
+
+def test_jpeg_flipped_copies_and_tiles_keep_the_blocks_on_the_image_grid():
+    # a JPEG's 8x8 (4:2:0 colour: 16x16) blocks start at the image's origin; a flip of a side
+    # that is not a multiple of 16 would put them elsewhere, where the model never saw them
+    assert small_model("jpeg").input_grid == 16 and small_model("denoise").input_grid == 1
+    # on a 48x48 image every flip and transpose maps the grid onto itself: the reference
+    aligned = apply_model(GridProbe(16), torch.full((3, 48, 48), 0.5), ensemble=8)[:, :37, :45]
+    image = torch.full((3, 37, 45), 0.5)  # sides not multiples of 16
+    for grid, on_grid in ((16, True), (1, False)):
+        out = apply_model(GridProbe(grid), image, ensemble=8)
+        assert torch.allclose(out, aligned, atol=1e-6) is on_grid, grid
+    # tiles start on the grid too, so tiled output is the one-pass output
+    large = torch.full((3, 70, 90), 0.5)
+    for grid, on_grid in ((16, True), (1, False)):
+        one_pass = apply_model(GridProbe(grid), large, tile=1024)
+        tiled = apply_model(GridProbe(grid), large, tile=40, overlap=12)
+        assert torch.allclose(tiled, one_pass, atol=1e-6) is on_grid, grid
 
 
 def test_large_images_go_through_bounded_tiles_and_huge_outputs_are_refused():

@@ -29,6 +29,10 @@ class ImageToImage(nn.Module):
     scale: int = 1  # output side / input side (super-resolution: 2 or 4)
     size_multiple: int = 1  # input sides are padded to a multiple of this
     tile_overlap: int = 32  # input pixels shared by neighbouring tiles (about the receptive radius)
+    # the input's own block grid, from the image's origin (JPEG repair: 16, the 4:2:0 colour
+    # blocks). Tiles start on it, and flipped copies (``ensemble``) are padded to it first, so
+    # every pass sees the blocks where training put them.
+    input_grid: int = 1
     takes_mask: bool = False  # True: translate() needs a mask (inpainting, uncropping)
     # "rgb": images in and out; "lab": the input is the L of Lab (1 channel) and the output its
     # a/b (2 channels), put back together with L by the task (colorization).

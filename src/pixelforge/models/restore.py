@@ -190,6 +190,8 @@ class RestoreModel(ImageToImage):
             self.in_channels, self.out_channels = 1, 2
         else:
             self.in_channels = self.out_channels = c
+        if config.task == "jpeg":
+            self.input_grid = 16  # 8x8 blocks, 16x16 with the 4:2:0 colour blocks
         cin = self.in_channels + (1 if self.takes_mask else 0)
         if config.network == "resnet":
             self.size_multiple = 1

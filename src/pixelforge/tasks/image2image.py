@@ -4,12 +4,16 @@
 restore-jpeg, colorize, inpaint, uncrop, translate, remove-bg). Models with instance
 normalisation see statistics of the whole image even when it is processed in tiles.
 ``ensemble`` averages the outputs for flipped and transposed copies of the input (the x8
-"self-ensemble" of Lim et al. 2017, EDSR+), trading time for a little accuracy.
+"self-ensemble" of Lim et al. 2017, EDSR+), trading time for a little accuracy. A model whose
+input has a block grid (``input_grid``: a JPEG's 8x8 and 16x16 blocks from the image's corner) gets
+the image padded to that grid before it is flipped, and tiles that start on it, so no copy or tile
+moves the blocks from where the model learned them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 
 import torch
@@ -19,7 +23,7 @@ from pixelforge.io.images import list_images, read_image
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
 from pixelforge.restoration.masks import check_mask
-from pixelforge.tasks.tiling import run_tiled
+from pixelforge.tasks.tiling import pad_to_multiple, run_tiled
 
 ENSEMBLES = (1, 2, 4, 8)
 
@@ -107,13 +111,15 @@ def apply_model(
         and not model.uses_instance_norm
     )
 
+    multiple = math.lcm(model.size_multiple, model.input_grid)  # tiles start on the grid
+
     def one_pass(xk: torch.Tensor, mk: torch.Tensor | None) -> torch.Tensor:
         # whole-image work (an inpainting model's fill of the hole) once, before the tiles
         xk = model.prepare(xk.to(dev), None if mk is None else mk.to(dev)).to(xk.device)
 
         def run() -> torch.Tensor:
             return run_tiled(
-                fn, xk, mask=mk, scale=model.scale, multiple=model.size_multiple, tile=tile,
+                fn, xk, mask=mk, scale=model.scale, multiple=multiple, tile=tile,
                 overlap=overlap, holes_only=holes_only,
             )  # fmt: skip
 
@@ -125,11 +131,16 @@ def apply_model(
         with context:
             return run()
 
-    y = one_pass(x, m)
+    xe, me = x, m
+    if ensemble > 1 and model.input_grid > 1:
+        # flipping a side that is a multiple of the grid maps its blocks onto blocks
+        xe = pad_to_multiple(x, model.input_grid)
+        me = None if m is None else pad_to_multiple(m, model.input_grid)
+    y = one_pass(xe, me)
     for k in range(1, ensemble):
-        mk = None if m is None else dihedral(m, k)
-        y = y + dihedral(one_pass(dihedral(x, k), mk), k, inverse=True)
-    y = y / ensemble
+        mk = None if me is None else dihedral(me, k)
+        y = y + dihedral(one_pass(dihedral(xe, k), mk), k, inverse=True)
+    y = y[..., : h * model.scale, : w * model.scale] / ensemble
     if model.color_space == "lab":
         lab = torch.cat([rgb_to_lab(rgb[None])[:, :1], y * 110.0], dim=1)
         out = lab_to_rgb(lab)[0]
