@@ -131,11 +131,10 @@ def apply_model(
         with context:
             return run()
 
-    xe, me = x, m
-    if ensemble > 1 and model.input_grid > 1:
-        # flipping a side that is a multiple of the grid maps its blocks onto blocks
-        xe = pad_to_multiple(x, model.input_grid)
-        me = None if m is None else pad_to_multiple(m, model.input_grid)
+    # sides that are multiples of the grid: a flip maps its blocks onto blocks (a no-op for one
+    # pass, which run_tiled pads the same way, and for models without a grid)
+    xe = pad_to_multiple(x, model.input_grid)
+    me = None if m is None else pad_to_multiple(m, model.input_grid)
     y = one_pass(xe, me)
     for k in range(1, ensemble):
         mk = None if me is None else dihedral(me, k)
