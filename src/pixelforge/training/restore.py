@@ -52,7 +52,9 @@ class RestoreTrainConfig(TrainConfig):
         0.0,
         55.0,
     )  # denoise (and real sr: 0-15): sigma range, 8-bit
-    jpeg_quality: tuple[int, int] = (10, 40)  # jpeg: quality range of the inputs
+    # jpeg: quality range of the inputs; up to 95 so that the model also leaves the high-quality
+    # JPEGs most photos are (little to remove) no worse
+    jpeg_quality: tuple[int, int] = (10, 95)
     mask_kind: Literal["mixed", "box", "free", "border"] = (
         "mixed"  # inpaint: box, free-form, border (uncropping) or all three; uncrop: border
     )
