@@ -73,6 +73,22 @@ def test_noise_has_the_drawn_sigma_and_is_quantised():
     assert torch.equal(noisy, (noisy * 255).round() / 255)
 
 
+def test_noise_sigma_power_draws_low_sigmas_more_often_and_power_1_is_uniform():
+    """A blind denoiser must see nearly clean photos often enough; ``power`` 2 makes one sigma
+    in five fall below 2 on 0-55, and ``power`` 1 draws exactly what runs drew before it."""
+    x = torch.zeros(20000, 1, 1, 1)
+    _, uniform = degrade.add_noise(x, (0.0, 55.0), torch.Generator().manual_seed(3))
+    _, low = degrade.add_noise(x, (0.0, 55.0), torch.Generator().manual_seed(3), power=2.0)
+    assert torch.equal(
+        uniform, 55.0 * torch.rand(20000, generator=torch.Generator().manual_seed(3))
+    )
+    assert float((uniform < 2).float().mean()) == pytest.approx(2 / 55, abs=0.01)
+    assert float((low < 2).float().mean()) == pytest.approx((2 / 55) ** 0.5, abs=0.01)
+    assert float(low.min()) >= 0.0 and float(low.max()) <= 55.0
+    with pytest.raises(PixelforgeError, match="noise_sigma_power"):
+        RestoreTrainConfig(noise_sigma_power=0.0)
+
+
 def test_jpeg_round_trip_is_pil_and_worse_at_low_quality():
     x = photo()[None, :, :64, :64]
     low = degrade.jpeg(x, (10, 10), torch.Generator())
