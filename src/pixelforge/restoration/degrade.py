@@ -58,8 +58,7 @@ def add_noise(
     """Gaussian noise with a per-image sigma (8-bit units) in ``sigma``; returns ``(noisy,
     sigmas)``. Each sigma is ``low + (high - low) * u ** power`` with ``u`` uniform: ``power`` 1
     draws sigma uniformly, above 1 draws low sigmas more often."""
-    s = _uniform(x.shape[0], 0.0, 1.0, g)
-    s = sigma[0] + (sigma[1] - sigma[0]) * (s if power == 1.0 else s**power)
+    s = sigma[0] + (sigma[1] - sigma[0]) * torch.rand(x.shape[0], generator=g) ** power
     noise = torch.randn(x.shape, generator=g) * (s / 255.0).view(-1, 1, 1, 1)
     return quantize(x + noise.to(x)), s
 
