@@ -50,12 +50,16 @@ def restore(
 
     ``image`` is a path or a C x H x W float tensor in [0, 1]; ``mask`` likewise (white / 1 =
     fill). Returns a C x H' x W' float tensor in [0, 1]. ``model`` is a loaded model, a MODEL spec
-    or None for the shipped default (``sr-x{scale}`` for upscale).
+    or None for the shipped default (``sr-x{scale}`` for upscale). A path's EXIF orientation is
+    applied, and a JPEG model runs on its pixels as stored (``orientation=``, for a tensor read
+    from a turned file).
     """
+    from pixelforge.io.images import exif_orientation
     from pixelforge.tasks.image2image import read_as_tensor
     from pixelforge.tasks.restore import restore_image
 
     if isinstance(image, str | Path):
+        options.setdefault("orientation", exif_orientation(Path(image)))
         image = read_as_tensor(Path(image))
     if isinstance(mask, str | Path):
         mask = read_as_tensor(Path(mask), mode="L")

@@ -14,7 +14,8 @@ Reading rules (this docstring is the documentation of the conversion rules):
   pixelforge decodes, ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is forced to ``False`` (and restored
   afterwards) even if other code set it. Multi-frame files (TIFF, animated WebP) give frame one.
 * **Orientation.** The EXIF orientation is applied (``ImageOps.exif_transpose``); an unreadable
-  EXIF block gives a warning and the pixels as stored.
+  EXIF block gives a warning and the pixels as stored. :func:`exif_orientation` tells which was
+  applied (a JPEG model needs the pixels as stored, where the file's blocks are).
 * **Colour.** An embedded ICC profile is converted to sRGB with LittleCMS (``PIL.ImageCms``,
   perceptual intent). A broken profile, or one that does not fit the pixels (e.g. a CMYK profile
   on RGB data), gives a :func:`warnings.warn` and the pixel values are used as they are, i.e.
@@ -208,13 +209,28 @@ def image_info(path: str | os.PathLike[str]) -> tuple[int, int, str, str]:
     p = Path(path)
     with _open_image(p, get_max_pixels()) as im:
         width, height = im.size
-        try:  # the base method never loads pixels (PngImageFile.getexif would)
-            orientation = Image.Image.getexif(im).get(ExifTags.Base.Orientation, 1)
-        except _DECODE_ERRORS:
-            orientation = 1
-        if orientation in (5, 6, 7, 8):
+        if _orientation_of(im) in (5, 6, 7, 8):
             width, height = height, width
         return width, height, _format_of(im), im.mode
+
+
+def _orientation_of(im: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an open image, from its header; 1 when there is none or
+    it is unreadable or out of range (``ImageOps.exif_transpose`` leaves such images as stored)."""
+    try:  # the base method never loads pixels (PngImageFile.getexif would)
+        orientation = Image.Image.getexif(im).get(ExifTags.Base.Orientation, 1)
+    except _DECODE_ERRORS:
+        return 1
+    return orientation if orientation in range(1, 9) else 1
+
+
+def exif_orientation(path: str | os.PathLike[str]) -> int:
+    """The EXIF orientation (1-8) that :func:`read_image` applies to the file at ``path``; 1
+    for none. Read from the header; no pixel is decoded. A model whose input has a block grid
+    (a JPEG's) runs on the pixels as stored, where the file's blocks are
+    (``tasks.image2image.apply_model``'s ``orientation``)."""
+    with _open_image(Path(path), get_max_pixels()) as im:
+        return _orientation_of(im)
 
 
 @lru_cache(maxsize=16)

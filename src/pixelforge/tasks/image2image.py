@@ -7,7 +7,10 @@ normalisation see statistics of the whole image even when it is processed in til
 "self-ensemble" of Lim et al. 2017, EDSR+), trading time for a little accuracy. A model whose
 input has a block grid (``input_grid``: a JPEG's 8x8 and 16x16 blocks from the image's corner) gets
 the image padded to that grid before it is flipped, and tiles that start on it, so no copy or tile
-moves the blocks from where the model learned them.
+moves the blocks from where the model learned them. The blocks start at the corner of the pixels
+as the file stores them, which an EXIF orientation turns to another corner: given the
+``orientation`` the reader applied, such a model runs on the stored pixels and its output is
+turned back.
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ def dihedral(x: torch.Tensor, k: int, *, inverse: bool = False) -> torch.Tensor:
     return x
 
 
+# For each EXIF orientation, the dihedral copy k with ``shown = dihedral(stored, k)``, as
+# ``PIL.ImageOps.exif_transpose`` (the reader) turns the stored pixels (2: mirrored left-right;
+# 3: turned 180 degrees; 6: turned 90 degrees clockwise; 8: counter-clockwise; 5 and 7: mirrored
+# across a diagonal).
+EXIF_DIHEDRAL = {1: 0, 2: 1, 3: 3, 4: 2, 5: 4, 6: 6, 7: 7, 8: 5}
+
+
 def _model_device(model: torch.nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -59,6 +69,7 @@ def apply_model(
     overlap: int | None = None,
     device: torch.device | str | None = None,
     ensemble: int = 1,
+    orientation: int = 1,
 ) -> torch.Tensor:
     """``image`` (C x H x W in [0, 1]) -> the model's output (C' x H*scale x W*scale in [0, 1]).
 
@@ -67,12 +78,26 @@ def apply_model(
     models get ``mask`` (1 x H x W, 1 = fill); the known pixels are kept from the input.
     ``overlap`` defaults to the model's ``tile_overlap``. ``ensemble`` (1, 2, 4 or 8) averages
     the outputs of that many :func:`dihedral` copies of the input, each a full (tiled) pass.
+    ``orientation``: the EXIF orientation (1-8) the reader applied to ``image``
+    (``io.images.exif_orientation``; 1: none). A model with a block grid (``input_grid`` > 1)
+    runs on the pixels as stored, where the file's blocks start; other models ignore it.
     """
     if ensemble not in ENSEMBLES:
         raise PixelforgeError(
             f"--ensemble must be 1, 2, 4 or 8 (copies of the image flipped and transposed), "
             f"got {ensemble}."
         )
+    if orientation not in EXIF_DIHEDRAL:
+        raise ValueError(f"orientation must be an EXIF orientation, 1 to 8; got {orientation}")
+    if model.input_grid > 1 and orientation != 1:
+        k = EXIF_DIHEDRAL[orientation]
+        stored = dihedral(image, k, inverse=True)
+        stored_mask = None if mask is None else dihedral(mask, k, inverse=True)
+        out = apply_model(
+            model, stored, mask=stored_mask, tile=tile, overlap=overlap, device=device,
+            ensemble=ensemble,
+        )  # fmt: skip
+        return dihedral(out, k)
     overlap = model.tile_overlap if overlap is None else overlap
     if image.ndim != 3:
         raise ValueError("image must be C x H x W")

@@ -14,7 +14,7 @@ import torch
 
 from pixelforge import hub
 from pixelforge.errors import ConfigError
-from pixelforge.io.images import write_png
+from pixelforge.io.images import exif_orientation, write_png
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.tasks.image2image import apply_model, input_output_pairs, read_as_tensor
 
@@ -109,11 +109,15 @@ def restore_image(
     tile: int = 512,
     device: Any = "cpu",
     ensemble: int = 1,
+    orientation: int = 1,
 ) -> torch.Tensor:
     """Run ``command`` (upscale, denoise, restore-jpeg, colorize, inpaint, uncrop) on one image
     (C x H x W in [0, 1]); returns the result in [0, 1]. ``model``: a loaded model, a MODEL spec
     or None for the shipped default; ``mask`` (1 x H x W, 1 = fill) for inpaint; ``ensemble``
-    (1, 2, 4 or 8): average over that many flipped and transposed copies (8x the time at 8)."""
+    (1, 2, 4 or 8): average over that many flipped and transposed copies (8x the time at 8);
+    ``orientation``: the EXIF orientation the image was read with (``apply_model``: a JPEG model
+    runs on the pixels as stored, where the file's blocks are). A grey image (one channel, or
+    three equal ones) comes back grey, as one channel, from every command but colorize."""
     m = (
         model
         if isinstance(model, ImageToImage)
@@ -127,14 +131,24 @@ def restore_image(
         raise ConfigError(f"{command} takes no --mask.")
     if command == "uncrop":
         image, mask = uncrop_canvas(image, extend, side)
+    grey = image.shape[0] == 1 or (
+        image.shape[0] == 3 and torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
+    )
     if m.in_channels == 1 and m.color_space == "rgb" and image.shape[0] == 3:
-        if not (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])):
+        if not grey:
             raise ConfigError(
                 "this model works on grey images, but the image has colour; convert it to grey "
                 "first, or use a colour model."
             )
         image = image[:1]
-    return apply_model(m, image, mask=mask, tile=tile, device=device, ensemble=ensemble)
+    out = apply_model(
+        m, image, mask=mask, tile=tile, device=device, ensemble=ensemble, orientation=orientation
+    )
+    if grey and command != "colorize" and out.shape[0] == 3:
+        # a colour model sees a grey photo as three equal channels and may tint it a little:
+        # grey in, grey out (the mean of its three estimates of the one grey value)
+        out = out.mean(0, keepdim=True)
+    return out
 
 
 def run_command(
@@ -162,7 +176,7 @@ def run_command(
     for src, dst in pairs:
         result = restore_image(
             command, read_as_tensor(src), model=m, mask=hole, extend=extend, side=side,
-            tile=tile, device=device, ensemble=ensemble,
+            tile=tile, device=device, ensemble=ensemble, orientation=exif_orientation(src),
         )  # fmt: skip
         provenance = {
             "command": command,
