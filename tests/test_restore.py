@@ -614,6 +614,40 @@ def test_a_grey_photo_comes_back_grey_from_the_shipped_colour_models(tmp_path):
         assert im.mode == "L"
 
 
+def test_transparency_is_kept_and_the_outline_gets_no_dark_fringe(tmp_path):
+    """An icon or cutout with alpha, its hidden pixels stored black as many files have them:
+    upscale keeps the alpha (enlarged) and the visible colours near the outline come out as
+    from the opaque photo, not darkened by the black the model would otherwise see beside them
+    (mean absolute error 0.010 there, against 0.058 with the black and 0.050 composited over
+    white); denoise keeps the alpha as it is; inpaint composites over white as the reader does."""
+    photo_rgb = photo()[:, 100:164, 100:164]
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    alpha = (((ys - 32) ** 2 + (xs - 32) ** 2).sqrt() < 22).float()[None]
+    stored = torch.cat([photo_rgb * alpha, alpha])  # black under the transparent pixels
+    path = tmp_path / "icon.png"
+    Image.fromarray((stored * 255).round().byte().permute(1, 2, 0).numpy()).save(path)
+    run_command("upscale", path, tmp_path / "big.png", scale=2)
+    with Image.open(tmp_path / "big.png") as im:
+        assert im.mode == "RGBA" and im.size == (128, 128)
+        big = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255
+    big_alpha = torch.nn.functional.interpolate(alpha[None], scale_factor=2)[0, 0]
+    near = torch.nn.functional.max_pool2d(1 - big_alpha[None], 9, stride=1, padding=4)[0] > 0
+    far = torch.nn.functional.max_pool2d(big_alpha[None], 9, stride=1, padding=4)[0] == 0
+    assert float(big[3][~near].min()) > 0.95 and float(big[3][far].max()) < 0.05
+    # visible pixels within 4 output pixels of the outline, against the opaque photo's upscale
+    edge = (big[3] > 0.5) & near
+    opaque = apply_model(shipped("sr-x2"), photo_rgb)
+    fringe = (big[:3] - opaque).abs()[:, edge].mean()
+    naive = (apply_model(shipped("sr-x2"), photo_rgb * alpha) - opaque).abs()[:, edge].mean()
+    assert float(fringe) < 0.5 * float(naive)
+    kept = pixelforge.api.restore("denoise", path)
+    assert kept.shape[0] == 4 and torch.equal(kept[3], stored[3])
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.pad(np.full((8, 8), 255, np.uint8), 28)).save(mask)
+    filled = pixelforge.api.restore("inpaint", path, mask=mask)
+    assert filled.shape[0] == 3 and float(filled[:, 0, 0].min()) > 0.99  # white, not black
+
+
 # ----------------------------------------------------------------------- commands, errors
 @pytest.fixture
 def sr_model(tmp_path) -> Path:

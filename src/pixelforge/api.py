@@ -52,7 +52,7 @@ def restore(
     fill). Returns a C x H' x W' float tensor in [0, 1]. ``model`` is a loaded model, a MODEL spec
     or None for the shipped default (``sr-x{scale}`` for upscale). A path's EXIF orientation is
     applied, and a JPEG model runs on its pixels as stored (``orientation=``, for a tensor read
-    from a turned file).
+    from a turned file). Alpha (a 4-channel image) is kept, except by inpaint and uncrop.
     """
     from pixelforge.io.images import exif_orientation
     from pixelforge.tasks.image2image import read_as_tensor
@@ -60,7 +60,7 @@ def restore(
 
     if isinstance(image, str | Path):
         options.setdefault("orientation", exif_orientation(Path(image)))
-        image = read_as_tensor(Path(image))
+        image = read_as_tensor(Path(image), mode="RGBA")
     if isinstance(mask, str | Path):
         mask = read_as_tensor(Path(mask), mode="L")
     return restore_image(command, image, model=model, scale=scale, mask=mask, **options)

@@ -16,6 +16,7 @@ from pixelforge import hub
 from pixelforge.errors import ConfigError
 from pixelforge.io.images import exif_orientation, write_png
 from pixelforge.models.image2image import ImageToImage
+from pixelforge.restoration.masks import smooth_fill
 from pixelforge.tasks.image2image import apply_model, input_output_pairs, read_as_tensor
 
 #: command -> the restore tasks whose models it accepts
@@ -117,7 +118,9 @@ def restore_image(
     (1, 2, 4 or 8): average over that many flipped and transposed copies (8x the time at 8);
     ``orientation``: the EXIF orientation the image was read with (``apply_model``: a JPEG model
     runs on the pixels as stored, where the file's blocks are). A grey image (one channel, or
-    three equal ones) comes back grey, as one channel, from every command but colorize."""
+    three equal ones) comes back grey, as one channel, from every command but colorize. An
+    image with alpha (2 or 4 channels) keeps it, enlarged by the model for upscale
+    (``split_alpha``), except in inpaint and uncrop, which composite it over white."""
     m = (
         model
         if isinstance(model, ImageToImage)
@@ -129,6 +132,7 @@ def restore_image(
         raise ConfigError("inpaint needs --mask MASK.png (white = area to fill).")
     if command != "inpaint" and mask is not None:
         raise ConfigError(f"{command} takes no --mask.")
+    image, alpha = split_alpha(image, keep=command not in FLATTENS_ALPHA)
     if command == "uncrop":
         image, mask = uncrop_canvas(image, extend, side)
     grey = image.shape[0] == 1 or (
@@ -148,7 +152,39 @@ def restore_image(
         # a colour model sees a grey photo as three equal channels and may tint it a little:
         # grey in, grey out (the mean of its three estimates of the one grey value)
         out = out.mean(0, keepdim=True)
-    return out
+    if alpha is None:
+        return out
+    if m.scale != 1:  # the alpha matte is enlarged by the model too, as a grey image
+        alpha = apply_model(m, alpha, tile=tile, device=device, ensemble=ensemble).mean(
+            0, keepdim=True
+        )
+    return torch.cat([out, alpha.to(out)], dim=0)
+
+
+#: commands that fill or extend the image: transparent pixels are composited over white first
+#: (the reader's rule), as there is no alpha to give the new pixels
+FLATTENS_ALPHA = ("inpaint", "uncrop")
+
+
+def split_alpha(image: torch.Tensor, *, keep: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``image`` (C x H x W; C = 2 or 4 with alpha) -> (its colour, its alpha or None).
+
+    An opaque image has no alpha to keep (None). With ``keep``, the colour under fully
+    transparent pixels, which files store as anything (often black), is replaced by a smooth
+    extension of the visible pixels (``masks.smooth_fill``), so the model sees no false edge at
+    the outline and leaves no dark or white fringe there; otherwise the image is composited over
+    white, as the reader drops alpha."""
+    if image.shape[0] not in (2, 4):
+        return image, None
+    colour, alpha = image[:-1], image[-1:]
+    if bool((alpha >= 1).all()):
+        return colour, None
+    if not keep:
+        return colour * alpha + (1 - alpha), None
+    hidden = (alpha <= 0).to(colour.dtype)
+    if bool(hidden.any()) and not bool(hidden.all()):
+        colour = smooth_fill(colour[None], hidden[None])[0]
+    return colour, alpha
 
 
 def run_command(
@@ -172,10 +208,11 @@ def run_command(
     if mask is not None and len(pairs) > 1:
         raise ConfigError("--mask goes with one image, not a folder.")
     hole = None if mask is None else read_as_tensor(Path(mask), mode="L")
+    mode = "RGB" if command in FLATTENS_ALPHA else "RGBA"  # an opaque file's alpha is dropped
     written = []
     for src, dst in pairs:
         result = restore_image(
-            command, read_as_tensor(src), model=m, mask=hole, extend=extend, side=side,
+            command, read_as_tensor(src, mode=mode), model=m, mask=hole, extend=extend, side=side,
             tile=tile, device=device, ensemble=ensemble, orientation=exif_orientation(src),
         )  # fmt: skip
         provenance = {
