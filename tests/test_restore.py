@@ -675,6 +675,27 @@ def test_upscale_writes_scaled_images_for_a_file_and_a_folder(cli, tmp_path, sr_
     assert sizes == {"x.png": (60, 40), "palette.png": (512, 512), "grey16.png": (48, 40)}
 
 
+def test_a_bad_file_in_a_folder_does_not_stop_the_others(cli, tmp_path, sr_model):
+    # a folder of a user's photos with one truncated download in the middle: every other photo
+    # is restored, and the run still ends with an error that names the bad one
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(BUTTERFLY).crop((0, 0, 30, 20)).save(folder / "a.png")
+    Image.open(BUTTERFLY).convert("RGB").save(folder / "b.jpg")
+    (folder / "b.jpg").write_bytes((folder / "b.jpg").read_bytes()[:2000])
+    Image.open(BUTTERFLY).crop((0, 0, 20, 30)).save(folder / "c.png")
+    code, _, err = cli(
+        "upscale", folder, "--model", sr_model, "--scale", 2, "--out", tmp_path / "o"
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:")
+    assert "1 of 3" in err and "b.jpg" in err and "truncated" in err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.png", "c.png"]
+    code, _, err = cli(
+        "upscale", folder / "b.jpg", "--model", sr_model, "--scale", 2, "--out", tmp_path / "b"
+    )
+    assert code == 2 and "truncated" in err and "1 of" not in err
+
+
 def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):
     inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
     image = tmp_path / "img.png"

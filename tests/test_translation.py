@@ -206,6 +206,12 @@ def test_translate_cli_writes_images_and_folders(tmp_path, cli):
     assert read_image(tmp_path / "out" / "sub" / "b.png").shape == (90, 70, 3)
     assert read_provenance(tmp_path / "out" / "a.png")["direction"] == "BtoA"
 
+    # a truncated file in the folder is named in the error; the other images are still written
+    (src / "c.jpg").write_bytes((src / "a.jpg").read_bytes()[:300])
+    code, _, err = cli("translate", model, src, "--out", tmp_path / "out2")
+    assert code == 2 and "1 of 3" in err and "c.jpg" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "out2" / "a.png").exists() and (tmp_path / "out2" / "sub" / "b.png").exists()
+
 
 def test_translate_cli_errors_are_one_line(tmp_path, cli):
     p2p = _save_tiny("pix2pix", tmp_path / "p2p")

@@ -77,6 +77,7 @@ def remove_bg(
     import numpy as np
 
     from pixelforge.io.images import list_images, read_image, write_png
+    from pixelforge.tasks.image2image import folder_failures
 
     set_threads(threads)
     if image_or_folder.is_dir():
@@ -115,11 +116,7 @@ def remove_bg(
     where = targets[0] if len(files) == 1 else out_path
     console.print(f"wrote {written} cutout{'s' if written != 1 else ''} to {where}")
     if failed:
-        reason = failed[0][1]
-        raise DataError(
-            f"{len(failed)} of {len(files)} images could not be read and were skipped; the "
-            f"others were written. First: {reason}"
-        )
+        raise folder_failures(failed, len(files), out_path)
 
 
 def composite(

@@ -41,13 +41,13 @@ def translate(
     """Translate an image or a folder of images with a pix2pix or cyclegan MODEL (any size)."""
     import torch
 
-    from pixelforge.errors import ConfigError, DataError
+    from pixelforge.errors import ConfigError, DataError, PixelforgeError
     from pixelforge.hub import load
     from pixelforge.io.images import list_images, read_image, write_png
     from pixelforge.models.cyclegan import CycleGAN
     from pixelforge.models.image2image import ImageToImage
     from pixelforge.tasks.generate import provenance
-    from pixelforge.tasks.image2image import apply_model
+    from pixelforge.tasks.image2image import apply_model, folder_failures
     from pixelforge.training.trainer import resolve_device
 
     if tile < 16:
@@ -90,12 +90,22 @@ def translate(
     used = str(getattr(m, "direction", "AtoB"))
     mode = "L" if m.in_channels == 1 and m.color_space == "rgb" else "RGB"
     command = f"pixelforge translate {model} --direction {used} --tile {tile}"
+    failed: list[tuple[Path, str]] = []
     for f, target in zip(files, targets, strict=True):
-        pixels = read_image(f, mode=mode)
-        image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
-        result = apply_model(m, image, tile=tile, device=dev)
+        try:
+            pixels = read_image(f, mode=mode)
+            image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
+            result = apply_model(m, image, tile=tile, device=dev)
+        except PixelforgeError as exc:
+            if not source.is_dir():
+                raise
+            failed.append((f, str(exc)))  # the others are still translated
+            continue
         meta = provenance(m, command, source=f.name, direction=used)
         write_png(target, result, meta)
     where = targets[0] if len(targets) == 1 else out_path
-    what = "1 image" if len(targets) == 1 else f"{len(targets)} images"
+    done = len(targets) - len(failed)
+    what = "1 image" if done == 1 else f"{done} images"
     Console(highlight=False, soft_wrap=True).print(f"wrote {what} to {where}")
+    if failed:
+        raise folder_failures(failed, len(targets), out_path)

@@ -196,6 +196,19 @@ def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, 
     return [(src, dst if dst.suffix else dst.with_suffix(".png"))]
 
 
+def folder_failures(failed: list[tuple[Path, str]], total: int, out: str | Path) -> PixelforgeError:
+    """The error that ends a folder run in which ``failed`` images (path, reason) of ``total``
+    could not be processed, after the others were written to ``out``: one line (the command
+    line's rule for errors) that names every one and why."""
+    reasons = "; ".join(
+        reason if path.name in reason else f"{path.name}: {reason}" for path, reason in failed
+    )
+    return PixelforgeError(
+        f"{len(failed)} of {total} images were skipped (the other {total - len(failed)} are "
+        f"in {out}); fix or remove them and run again. {reasons}"
+    )
+
+
 def read_as_tensor(path: Path, mode: str = "RGB") -> torch.Tensor:
     """An image through the guarded reader as C x H x W float in [0, 1]."""
     array = read_image(path, mode=mode)

@@ -13,11 +13,16 @@ from typing import Any
 import torch
 
 from pixelforge import hub
-from pixelforge.errors import ConfigError
+from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import exif_orientation, write_png
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.masks import smooth_fill
-from pixelforge.tasks.image2image import apply_model, input_output_pairs, read_as_tensor
+from pixelforge.tasks.image2image import (
+    apply_model,
+    folder_failures,
+    input_output_pairs,
+    read_as_tensor,
+)
 
 #: command -> the restore tasks whose models it accepts
 TASKS_OF: dict[str, tuple[str, ...]] = {
@@ -201,7 +206,11 @@ def run_command(
     device: Any = "cpu",
     ensemble: int = 1,
 ) -> list[Path]:
-    """Run ``command`` on an image or a folder of images; returns the files written."""
+    """Run ``command`` on an image or a folder of images; returns the files written.
+
+    In a folder, an image that cannot be read or restored (a truncated file, an output over the
+    size cap) does not stop the others: they are all written, and then a
+    :class:`PixelforgeError` names every image that failed and why."""
     m = load_for(command, model, scale=scale, device=device)
     name = model or default_model(command, scale)
     pairs = input_output_pairs(source, out)
@@ -209,12 +218,20 @@ def run_command(
         raise ConfigError("--mask goes with one image, not a folder.")
     hole = None if mask is None else read_as_tensor(Path(mask), mode="L")
     mode = "RGB" if command in FLATTENS_ALPHA else "RGBA"  # an opaque file's alpha is dropped
-    written = []
+    written: list[Path] = []
+    failed: list[tuple[Path, str]] = []
     for src, dst in pairs:
-        result = restore_image(
-            command, read_as_tensor(src, mode=mode), model=m, mask=hole, extend=extend, side=side,
-            tile=tile, device=device, ensemble=ensemble, orientation=exif_orientation(src),
-        )  # fmt: skip
+        try:
+            result = restore_image(
+                command, read_as_tensor(src, mode=mode), model=m, mask=hole, extend=extend,
+                side=side, tile=tile, device=device, ensemble=ensemble,
+                orientation=exif_orientation(src),
+            )  # fmt: skip
+        except PixelforgeError as exc:
+            if not Path(source).is_dir():
+                raise
+            failed.append((src, str(exc)))
+            continue
         provenance = {
             "command": command,
             "model": str(name),
@@ -224,4 +241,6 @@ def run_command(
         }
         write_png(dst, result, provenance)
         written.append(dst)
+    if failed:
+        raise folder_failures(failed, len(pairs), out)
     return written
