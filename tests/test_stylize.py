@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pixelforge.features.vgg import RandomWeightsWarning
 from pixelforge.io.images import write_png
@@ -134,6 +135,17 @@ def test_cli_folder_in_folder_out_with_the_same_names(tmp_path, cli):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
     assert "pixelforge weights fetch vgg19" in err  # the random-VGG note (no weights here)
     assert "2 images" in out
+    # a truncated file (its header intact) is skipped and named; the others are still written
+    noise = np.random.default_rng(0).integers(0, 256, (60, 72, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(src / "c.jpg")
+    data = (src / "c.jpg").read_bytes()
+    (src / "c.jpg").write_bytes(data[: len(data) // 2])
+    code, out, err = cli(
+        "stylize", src, "--style", "builtin:cubist", "--iterations", "2", "--size", "24",
+        "--out", tmp_path / "out2", "--no-progress", "--threads", "1",
+    )  # fmt: skip
+    assert code == 2 and "1 of 3" in err and "c.jpg" in err
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.png", "b.png"]
 
 
 @pytest.mark.parametrize(

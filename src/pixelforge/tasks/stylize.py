@@ -30,7 +30,12 @@ from pixelforge.style.gatys import (
     style_transfer,
     style_vgg,
 )
-from pixelforge.tasks.image2image import apply_model, input_output_pairs, read_as_tensor
+from pixelforge.tasks.image2image import (
+    apply_model,
+    folder_failures,
+    input_output_pairs,
+    read_as_tensor,
+)
 
 METHODS = ("gatys",)
 StyleSpec = str | Path | torch.Tensor
@@ -184,13 +189,20 @@ def run_stylize(
     else:
         net, m = None, _load_model(model, device)
     written = []
+    failed: list[tuple[Path, str]] = []
     for src, dst in pairs:
         cb = callback_for(src.name) if callback_for is not None else None
-        result = stylize(
-            src, None if m is not None else list(style or []), style_weights=style_weights,
-            model=m, strength=strength, preserve_color=preserve_color,
-            config=None if m is not None else cfg, device=device, callback=cb, network=net,
-        )  # fmt: skip
+        try:
+            result = stylize(
+                src, None if m is not None else list(style or []), style_weights=style_weights,
+                model=m, strength=strength, preserve_color=preserve_color,
+                config=None if m is not None else cfg, device=device, callback=cb, network=net,
+            )  # fmt: skip
+        except PixelforgeError as exc:
+            if not Path(source).is_dir():
+                raise
+            failed.append((src, str(exc)))  # the other images are still stylized
+            continue
         provenance: dict[str, Any] = {
             "command": command,
             "kind": "style transfer",
@@ -214,4 +226,6 @@ def run_stylize(
             )
         write_png(dst, result, provenance)
         written.append(dst)
+    if failed:
+        raise folder_failures(failed, len(pairs), out)
     return written
