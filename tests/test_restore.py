@@ -696,6 +696,25 @@ def test_a_bad_file_in_a_folder_does_not_stop_the_others(cli, tmp_path, sr_model
     assert code == 2 and "truncated" in err and "1 of" not in err
 
 
+def test_an_inpainting_mask_on_a_transparent_layer_fills_only_its_strokes(cli, tmp_path):
+    inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
+    image = tmp_path / "img.png"
+    Image.open(BUTTERFLY).convert("RGB").crop((0, 0, 40, 30)).save(image)
+    layer = np.zeros((30, 40, 4), np.uint8)  # transparent, with one white stroke
+    layer[10:16, 5:30] = 255
+    Image.fromarray(layer).save(tmp_path / "mask.png")
+    code, _, err = cli(
+        "inpaint", image, "--mask", tmp_path / "mask.png", "--model", inpaint,
+        "--out", tmp_path / "o.png",
+    )  # fmt: skip
+    assert code == 0, err
+    before, after = read_image(image), read_image(tmp_path / "o.png")
+    stroke = layer[..., 3] > 0
+    assert (
+        np.array_equal(after[~stroke], before[~stroke]) and (after[stroke] != before[stroke]).any()
+    )
+
+
 def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):
     inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
     image = tmp_path / "img.png"

@@ -55,14 +55,14 @@ def restore(
     from a turned file). Alpha (a 4-channel image) is kept, except by inpaint and uncrop.
     """
     from pixelforge.io.images import exif_orientation
-    from pixelforge.tasks.image2image import read_as_tensor
+    from pixelforge.tasks.image2image import read_as_tensor, read_mask_tensor
     from pixelforge.tasks.restore import restore_image
 
     if isinstance(image, str | Path):
         options.setdefault("orientation", exif_orientation(Path(image)))
         image = read_as_tensor(Path(image), mode="RGBA")
     if isinstance(mask, str | Path):
-        mask = read_as_tensor(Path(mask), mode="L")
+        mask = read_mask_tensor(Path(mask))
     return restore_image(command, image, model=model, scale=scale, mask=mask, **options)
 
 

@@ -21,6 +21,7 @@ from pixelforge.io.images import (
     list_images,
     read_image,
     read_image_pil,
+    read_mask,
     read_provenance,
     to_pil,
     write_png,
@@ -294,6 +295,18 @@ def test_palette_with_transparency(tmp_path: Path) -> None:
         read_image(path, mode="RGBA")[0], [[10, 20, 30, 0], [200, 0, 0, 255]]
     )
     np.testing.assert_array_equal(read_image(path)[0], [[255, 255, 255], [200, 0, 0]])
+
+
+def test_a_mask_painted_on_a_transparent_layer_selects_only_its_strokes(tmp_path: Path) -> None:
+    # transparent, white, black, and half-transparent white pixels of an editor's mask layer
+    pixels = np.array([[[0, 0, 0, 0], [255] * 4, [0, 0, 0, 255], [255, 255, 255, 128]]], np.uint8)
+    path = tmp_path / "mask.png"
+    Image.fromarray(pixels).save(path)
+    np.testing.assert_array_equal(read_mask(path), [[0, 255, 0, 128]])
+    assert read_image(path, mode="L")[0, 0, 0] == 255  # images still composite over white
+    grey = RNG.integers(0, 256, (5, 7), dtype=np.uint8)  # an opaque mask reads as its grey
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "grey.png"), grey)
 
 
 def test_rgba_is_composited_over_white(tmp_path: Path) -> None:

@@ -22,7 +22,10 @@ def dip(
     ] = "denoise",
     mask: Annotated[
         Path | None,
-        typer.Option(help="Inpaint: image of the same size, white (grey > 127) = hole to fill."),
+        typer.Option(
+            help="Inpaint: image of the same size, white (grey > 127) = hole to fill; black or "
+            "transparent = keep."
+        ),
     ] = None,
     scale: Annotated[int, typer.Option(help="Upscale: output side = scale x input side.")] = 4,
     iterations: Annotated[

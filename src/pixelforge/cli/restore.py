@@ -95,7 +95,12 @@ colorize = _image_only("colorize", "Colour a greyscale photo (colour input is tu
 def inpaint(
     source: Source,
     out: Out,
-    mask: Annotated[Path, typer.Option(help="Mask PNG of the image's size: white = fill.")],
+    mask: Annotated[
+        Path,
+        typer.Option(
+            help="Mask PNG of the image's size: white = fill; black or transparent = keep."
+        ),
+    ],
     model: Model = None,
     tile: Tile = 1024,
     device: Device = "auto",

@@ -31,6 +31,7 @@ Reading rules (this docstring is the documentation of the conversion rules):
   luma (Pillow's ``"L"`` conversion). Dropping alpha composites over **white**, as in the
   NeRF-synthetic data and most "transparent background" images, so a fully transparent pixel
   is white, not whatever colour happened to be stored under it. Adding alpha makes it opaque.
+  Masks (:func:`read_mask`) composite over **black**: a transparent pixel is not selected.
 * **Arrays** are H x W x C (C = 3, 1, 4, 2 for RGB, L, RGBA, LA), C-contiguous, writable, uint8
   (uint16 only for ``keep_16bit=True`` on a 16-bit source; grey is replicated, alpha 65535).
 
@@ -349,6 +350,16 @@ def read_image(
         return np.stack(planes[mode], axis=-1)
     array = np.array(_to_mode(decoded, mode), dtype=np.uint8)
     return array.reshape(array.shape[0], array.shape[1], channels)
+
+
+def read_mask(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a mask (white = selected, as an inpainting hole) as an H x W uint8 array.
+
+    Like :func:`read_image` in grey, except that transparency counts as **black**: a mask
+    painted in white on a transparent layer, as image editors export one, selects only its
+    strokes (over white, the usual rule, every transparent pixel would be selected)."""
+    grey_alpha = read_image(path, mode="LA", max_pixels=max_pixels).astype(np.uint16)
+    return ((grey_alpha[..., 0] * grey_alpha[..., 1] + 127) // 255).astype(np.uint8)
 
 
 def read_image_pil(

@@ -279,12 +279,12 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
 
 
 def read_mask(path: str | os.PathLike[str], height: int, width: int) -> np.ndarray:
-    """Read an inpainting mask with :func:`pixelforge.io.images.read_image`: white = hole (any
-    grey > 127 counts as hole). Returns bool H x W; see :func:`check_mask`."""
-    from pixelforge.io.images import read_image
+    """Read an inpainting mask with :func:`pixelforge.io.images.read_mask`: white = hole (any
+    grey > 127 counts as hole; transparent pixels are known). Returns bool H x W; see
+    :func:`check_mask`."""
+    from pixelforge.io.images import read_mask as read_mask_file
 
-    grey = read_image(path, mode="L")[..., 0]
-    return check_mask(grey > 127, height, width, name=f"mask {path}")
+    return check_mask(read_mask_file(path) > 127, height, width, name=f"mask {path}")
 
 
 def _check_inputs(

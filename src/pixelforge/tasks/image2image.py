@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.io.images import list_images, read_image
+from pixelforge.io.images import list_images, read_image, read_mask
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
 from pixelforge.restoration.masks import check_mask
@@ -213,3 +213,9 @@ def read_as_tensor(path: Path, mode: str = "RGB") -> torch.Tensor:
     """An image through the guarded reader as C x H x W float in [0, 1]."""
     array = read_image(path, mode=mode)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255
+
+
+def read_mask_tensor(path: Path) -> torch.Tensor:
+    """A mask file (white = fill; transparent = keep, ``io.images.read_mask``) as 1 x H x W
+    float in [0, 1]."""
+    return torch.from_numpy(read_mask(path)).float()[None] / 255

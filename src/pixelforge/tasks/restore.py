@@ -22,6 +22,7 @@ from pixelforge.tasks.image2image import (
     folder_failures,
     input_output_pairs,
     read_as_tensor,
+    read_mask_tensor,
 )
 
 #: command -> the restore tasks whose models it accepts
@@ -216,7 +217,7 @@ def run_command(
     pairs = input_output_pairs(source, out)
     if mask is not None and len(pairs) > 1:
         raise ConfigError("--mask goes with one image, not a folder.")
-    hole = None if mask is None else read_as_tensor(Path(mask), mode="L")
+    hole = None if mask is None else read_mask_tensor(Path(mask))
     mode = "RGB" if command in FLATTENS_ALPHA else "RGBA"  # an opaque file's alpha is dropped
     written: list[Path] = []
     failed: list[tuple[Path, str]] = []
