@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +18,7 @@ from pixelforge.data import (
     to_model_range,
 )
 from pixelforge.data.config import RESIZE_FILTERS
+from pixelforge.data.transforms import random_crops
 from pixelforge.errors import ConfigError
 
 AUG = DataConfig(hflip=True, translate=0.25)
@@ -112,6 +114,27 @@ def test_validate_names_the_bad_field() -> None:
         open_dataset("digits", image_size=8, channels=4)
     for name in RESIZE_FILTERS:
         DataConfig(resize_filter=name).validate()
+    for bad in ((0.0, 1.0), (0.5, 1.5), (0.8, 0.5)):
+        with pytest.raises(ConfigError, match="patch_scale"):
+            DataConfig(patch_scale=bad).validate()
+
+
+def test_patches_cut_from_a_shrunk_photo_show_its_detail_more_densely() -> None:
+    # a photo twice the test images' scale: a crop from it shrunk by half spans twice the scene
+    ramp = np.tile((np.arange(400) // 2).astype(np.uint8)[None, :, None], (300, 1, 3))
+    same = random_crops(ramp, size=64, count=20, rng=np.random.default_rng(1), filter="bicubic")
+    native = [c[..., 0].astype(int) for c in same]
+    assert all(int(c[:, -1].mean() - c[:, 0].mean()) in (31, 32) for c in native)  # 63 px
+    halved = random_crops(
+        ramp, size=64, count=20, rng=np.random.default_rng(1), filter="bicubic", scale=(0.5, 0.5)
+    )
+    spans = [float(c[:, -2, 0].mean()) - float(c[:, 1, 0].mean()) for c in halved]
+    assert all(61 <= span <= 62 for span in spans)  # 61 output pixels: 122 of the photo's
+    # the default draws nothing more: the same crops as a plain cut at the same draws
+    g = np.random.default_rng(1)
+    tops, lefts = g.integers(0, 300 - 64 + 1, 20), g.integers(0, 400 - 64 + 1, 20)
+    for crop, t, x in zip(same, tops, lefts, strict=True):
+        assert np.array_equal(crop, ramp[t : t + 64, x : x + 64])
 
 
 def test_every_config_field_has_a_one_line_comment() -> None:

@@ -43,6 +43,7 @@ class DataConfig:
     photo_patches: int = 1000  # patches cut from the built-in photos
     max_bad_fraction: float = 0.05  # stop when more than this fraction of a folder is unreadable
     patches: int = 0  # folder: 0 resizes each image; N > 0 cuts N random crops per image instead
+    patch_scale: tuple[float, float] = (1.0, 1.0)  # patches from the image shrunk by [low, high]
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the field when a value is unknown or out of range."""
@@ -68,6 +69,12 @@ class DataConfig:
             raise ConfigError(f"data.seed must be a whole number >= 0, got {self.seed!r}.")
         if not isinstance(self.patches, int) or self.patches < 0:
             raise ConfigError(f"data.patches must be a whole number >= 0, got {self.patches!r}.")
+        low, high = self.patch_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ConfigError(
+                f"data.patch_scale must be [low, high] with 0 < low <= high <= 1 (a crop is cut "
+                f"from the image shrunk by a factor between them), got {[low, high]}."
+            )
         for name in ("shapes_count", "photo_patches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

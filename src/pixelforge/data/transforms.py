@@ -101,11 +101,21 @@ def prepare_image(
 
 
 def random_crops(
-    image: np.ndarray, *, size: int, count: int, rng: np.random.Generator, filter: str
+    image: np.ndarray,
+    *,
+    size: int,
+    count: int,
+    rng: np.random.Generator,
+    filter: str,
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> list[np.ndarray]:
     """``count`` crops of ``size x size`` at the image's own resolution (restoration training:
     no resampling blurs the detail to be learned). An image smaller than ``size`` is first
-    enlarged with ``filter`` so its shorter side is ``size``."""
+    enlarged with ``filter`` so its shorter side is ``size``. With ``scale`` = (low, high) below
+    1, each crop is cut from the image shrunk by its own factor drawn uniformly from that range:
+    a square of ``size / factor`` pixels, shrunk to ``size`` with ``filter`` (Pillow's filters
+    average over the pixels they shrink, so the crop is not aliased). The default draws nothing
+    more from ``rng``: the same crops as without it."""
     h, w = image.shape[:2]
     if min(h, w) < size:
         r = size / min(h, w)
@@ -113,9 +123,23 @@ def random_crops(
         pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
         image = np.asarray(pil.resize((nw, nh), RESIZE_FILTERS[filter])).reshape(nh, nw, -1)
         h, w = nh, nw
-    tops = rng.integers(0, h - size + 1, count)
-    lefts = rng.integers(0, w - size + 1, count)
-    return [image[t : t + size, x : x + size].copy() for t, x in zip(tops, lefts, strict=True)]
+    if scale == (1.0, 1.0):
+        sides = np.full(count, size)
+    else:
+        factors = rng.uniform(scale[0], scale[1], count)
+        sides = np.minimum(np.round(size / factors).astype(int), min(h, w))
+    tops = rng.integers(0, h - sides + 1, count)
+    lefts = rng.integers(0, w - sides + 1, count)
+    crops = []
+    for t, x, side in zip(tops, lefts, sides, strict=True):
+        crop = image[t : t + side, x : x + side]
+        if side != size:
+            pil = Image.fromarray(crop[:, :, 0] if crop.shape[2] == 1 else crop)
+            crop = np.asarray(pil.resize((size, size), RESIZE_FILTERS[filter])).reshape(
+                size, size, -1
+            )
+        crops.append(crop.copy())
+    return crops
 
 
 def stack_images(images: list[np.ndarray]) -> torch.Tensor:
