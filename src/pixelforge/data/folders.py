@@ -276,7 +276,7 @@ def open_folder(
         rng = np.random.default_rng([config.seed, zlib.crc32(f.name.encode())])
         return random_crops(
             convert_channels(image, channels), size=image_size, count=config.patches, rng=rng,
-            filter=config.resize_filter, scale=tuple(config.patch_scale),  # type: ignore[arg-type]
+            filter=config.resize_filter, scale=(config.patch_scale[0], config.patch_scale[1]),
         )  # fmt: skip
 
     if kind == "folder":
