@@ -233,6 +233,13 @@ def test_bad_inputs_exit_2_with_one_error_line(tiny_model, tmp_path, cli):
     _one_error_line(code, err)
     code, _, err = cli("remove-bg", fg, "--out", tmp_path / "o.png", "--model", tmp_path / "x")
     _one_error_line(code, err)
+    # a cutout named .jpg was written as a folder of that name; a composite, as PNG bytes
+    code, _, err = cli("remove-bg", fg, "--out", tmp_path / "cut.jpg", "--model", tiny_model)
+    _one_error_line(code, err)
+    assert "cut.png" in err and not (tmp_path / "cut.jpg").exists()
+    code, _, err = cli("composite", fg, "--background", fg, "--out", tmp_path / "c.jpg")
+    _one_error_line(code, err)
+    assert "c.png" in err and not (tmp_path / "c.jpg").exists()
 
 
 def test_without_a_shipped_model_remove_bg_says_how_to_get_one(tmp_path, cli, monkeypatch):

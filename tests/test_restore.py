@@ -761,6 +761,12 @@ def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):
     code, _, err = cli("upscale", image, "--model", sr_model, "--scale", 2, "--ensemble", 3,
                        "--out", tmp_path / "o.png")  # fmt: skip
     assert code == 2 and "1, 2, 4 or 8" in err and "Traceback" not in err
+    # outputs are PNGs: a .jpg name would hold PNG bytes, so it is refused before any work
+    for command in (["upscale", image, "--model", sr_model, "--scale", 2],
+                    ["dip", image, "--iterations", 1]):  # fmt: skip
+        code, _, err = cli(*command, "--out", tmp_path / "o.jpg")
+        assert code == 2 and "o.png" in err and "Traceback" not in err
+        assert not (tmp_path / "o.jpg").exists()
 
 
 def test_python_api_restores_a_path_or_a_tensor(sr_model):

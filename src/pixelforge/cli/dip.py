@@ -42,7 +42,9 @@ def dip(
     """Denoise, inpaint or upscale ONE image with a deep image prior (no training data)."""
     from pixelforge.io.images import read_image, write_png
     from pixelforge.restoration.dip import DEFAULT_ITERATIONS, TASKS, deep_image_prior, read_mask
+    from pixelforge.tasks.image2image import png_output
 
+    out_path = png_output(out_path)
     if task not in TASKS:
         raise ConfigError(f"unknown --task {task!r}; use one of {', '.join(TASKS)}.")
     if task == "inpaint" and mask is None:

@@ -62,7 +62,7 @@ def remove_bg(
         Path,
         typer.Option(
             "--out",
-            help="For one image: the PNG to write (or a folder, when it does not end in .png); "
+            help="For one image: the PNG to write (or a folder, when it has no suffix); "
             "for a folder: the folder to write one PNG per image into.",
         ),
     ],
@@ -77,7 +77,7 @@ def remove_bg(
     import numpy as np
 
     from pixelforge.io.images import list_images, read_image, write_png
-    from pixelforge.tasks.image2image import folder_failures
+    from pixelforge.tasks.image2image import folder_failures, png_output
 
     set_threads(threads)
     if image_or_folder.is_dir():
@@ -89,12 +89,10 @@ def remove_bg(
         targets = [out_path / f.relative_to(image_or_folder).with_suffix(".png") for f in files]
     elif image_or_folder.is_file():
         files = [image_or_folder]
-        single = (
-            out_path
-            if out_path.suffix.lower() == ".png"
-            else out_path / f"{image_or_folder.stem}.png"
-        )
-        targets = [single]
+        if out_path.is_dir() or not out_path.suffix:
+            targets = [out_path / f"{image_or_folder.stem}.png"]
+        else:
+            targets = [png_output(out_path)]
     else:
         raise DataError(f"{image_or_folder}: no such file or folder.")
     if len(files) == 1:  # fail on an unreadable single image before loading the model
@@ -141,7 +139,9 @@ def composite(
     FG's size."""
     from pixelforge.io.images import read_image, write_png
     from pixelforge.restoration.composites import composite_over, cover_resize
+    from pixelforge.tasks.image2image import png_output
 
+    out_path = png_output(out_path)
     set_threads(threads)
     rgba = read_image(foreground, mode="RGBA")
     bg = read_image(background, mode="RGB")

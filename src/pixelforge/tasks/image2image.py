@@ -193,7 +193,22 @@ def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, 
         raise PixelforgeError(f"{src} does not exist; give an image file or a folder of images.")
     if dst.is_dir():
         return [(src, dst / f"{src.stem}.png")]
-    return [(src, dst if dst.suffix else dst.with_suffix(".png"))]
+    return [(src, png_output(dst))]
+
+
+def png_output(out: str | Path) -> Path:
+    """``out`` as the file one image is written to: ``.png`` is added when it has no suffix, and
+    any other suffix is refused. Outputs are PNGs (lossless, with how they were made stored
+    inside); a ``.jpg`` name would otherwise hold PNG bytes."""
+    dst = Path(out)
+    if not dst.suffix:
+        return dst.with_suffix(".png")
+    if dst.suffix.lower() != ".png":
+        raise PixelforgeError(
+            f"--out {dst}: images are written as PNG (lossless, with how they were made "
+            f"stored inside), so the name must end in .png: use {dst.with_suffix('.png')}."
+        )
+    return dst
 
 
 def folder_failures(failed: list[tuple[Path, str]], total: int, out: str | Path) -> PixelforgeError:
