@@ -715,6 +715,80 @@ def test_an_inpainting_mask_on_a_transparent_layer_fills_only_its_strokes(cli, t
     )
 
 
+def test_a_folder_keeps_its_sub_folders_and_refuses_two_images_with_one_output(
+    cli, tmp_path, sr_model
+):
+    # a/x.png and b/x.png both went to out/x.png, the second overwriting the first
+    folder = tmp_path / "in"
+    for sub, box in (("a", (0, 0, 20, 10)), ("b", (0, 0, 10, 20))):
+        (folder / sub).mkdir(parents=True)
+        Image.open(BUTTERFLY).crop(box).save(folder / sub / "x.png")
+    code, _, err = cli(
+        "upscale", folder, "--model", sr_model, "--scale", 2, "--out", tmp_path / "o"
+    )
+    assert code == 0, err
+    assert Image.open(tmp_path / "o" / "a" / "x.png").size == (40, 20)
+    assert Image.open(tmp_path / "o" / "b" / "x.png").size == (20, 40)
+    Image.open(BUTTERFLY).convert("RGB").crop((0, 0, 8, 8)).save(folder / "a" / "x.jpg")
+    code, _, err = cli(
+        "upscale", folder, "--model", sr_model, "--scale", 2, "--out", tmp_path / "o2"
+    )
+    assert code == 2 and "x.jpg" in err and "x.png" in err and "rename" in err
+    assert not (tmp_path / "o2").exists()
+
+
+def test_inpaint_a_folder_with_a_folder_of_masks_or_one_mask_for_all(cli, tmp_path):
+    inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
+    images, masks = tmp_path / "frames", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    holes = {}
+    for name, top in (("f1", 2), ("f2", 12), ("f3", 5)):
+        Image.open(BUTTERFLY).convert("RGB").crop((top, 0, top + 40, 30)).save(
+            images / f"{name}.jpg"
+        )
+        hole = np.zeros((30, 40), np.uint8)
+        hole[top : top + 8, 10:30] = 255
+        holes[name] = hole > 0
+        if name != "f3":  # f3 has no mask: reported by name, the others written
+            Image.fromarray(hole).save(masks / f"{name}.png")
+    code, _, err = cli(
+        "inpaint", images, "--mask", masks, "--model", inpaint, "--out", tmp_path / "o"
+    )
+    assert code == 2 and "1 of 3" in err and "f3.jpg" in err and "no mask" in err
+    for name in ("f1", "f2"):  # each image got its own mask: only its hole changed
+        before, after = (
+            read_image(images / f"{name}.jpg"),
+            read_image(tmp_path / "o" / f"{name}.png"),
+        )
+        hole = holes[name]
+        assert np.array_equal(after[~hole], before[~hole]) and (after[hole] != before[hole]).any()
+    assert not (tmp_path / "o" / "f3.png").exists()
+    # one mask for every frame (a logo in the same place)
+    code, _, err = cli(
+        "inpaint", images, "--mask", masks / "f1.png", "--model", inpaint, "--out", tmp_path / "one"
+    )
+    assert code == 0, err
+    for name in ("f1", "f2", "f3"):
+        before, after = (
+            read_image(images / f"{name}.jpg"),
+            read_image(tmp_path / "one" / f"{name}.png"),
+        )
+        hole = holes["f1"]
+        assert np.array_equal(after[~hole], before[~hole]) and (after[hole] != before[hole]).any()
+    code, _, err = cli(
+        "inpaint",
+        images / "f1.jpg",
+        "--mask",
+        masks,
+        "--model",
+        inpaint,
+        "--out",
+        tmp_path / "x.png",
+    )
+    assert code == 2 and "folder of images" in err and "Traceback" not in err
+
+
 def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):
     inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
     image = tmp_path / "img.png"

@@ -77,7 +77,7 @@ def remove_bg(
     import numpy as np
 
     from pixelforge.io.images import list_images, read_image, write_png
-    from pixelforge.tasks.image2image import folder_failures, png_output
+    from pixelforge.tasks.image2image import folder_failures, folder_outputs, png_output
 
     set_threads(threads)
     if image_or_folder.is_dir():
@@ -86,7 +86,7 @@ def remove_bg(
             raise DataError(
                 f"{image_or_folder}: no images found (PNG, JPEG, WebP, BMP or TIFF, searched recursively)."
             )
-        targets = [out_path / f.relative_to(image_or_folder).with_suffix(".png") for f in files]
+        targets = folder_outputs(files, image_or_folder, out_path)
     elif image_or_folder.is_file():
         files = [image_or_folder]
         if out_path.is_dir() or not out_path.suffix:

@@ -98,7 +98,9 @@ def inpaint(
     mask: Annotated[
         Path,
         typer.Option(
-            help="Mask PNG of the image's size: white = fill; black or transparent = keep."
+            help="Mask PNG of the image's size: white = fill; black or transparent = keep. "
+            "With a folder of images: one mask for all, or a folder of masks named as the "
+            "images (photo.jpg -> photo.png)."
         ),
     ],
     model: Model = None,

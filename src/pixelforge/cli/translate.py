@@ -47,7 +47,7 @@ def translate(
     from pixelforge.models.cyclegan import CycleGAN
     from pixelforge.models.image2image import ImageToImage
     from pixelforge.tasks.generate import provenance
-    from pixelforge.tasks.image2image import apply_model, folder_failures
+    from pixelforge.tasks.image2image import apply_model, folder_failures, folder_outputs
     from pixelforge.training.trainer import resolve_device
 
     if tile < 16:
@@ -62,7 +62,7 @@ def translate(
             raise ConfigError(
                 f"{source} is a folder, so --out must be a folder; {out_path} is a file."
             )
-        targets = [out_path / f.relative_to(source).with_suffix(".png") for f in files]
+        targets = folder_outputs(files, source, out_path)
     else:
         files = [source]
         if out_path.suffix.lower() == ".png":

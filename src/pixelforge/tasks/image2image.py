@@ -178,8 +178,8 @@ def apply_model(
 def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, Path]]:
     """``(input, output)`` paths for "IMAGE or FOLDER in, file or folder out".
 
-    A file writes ``out`` (``.png`` added when it has no suffix); a folder writes
-    ``out/NAME.png`` for each image in it (sub-folders are not searched).
+    A file writes ``out`` (``.png`` added when it has no suffix); a folder writes the same
+    relative names under ``out``, as ``.png`` (:func:`folder_outputs`).
     """
     src, dst = Path(source), Path(out)
     if src.is_dir():
@@ -188,12 +188,30 @@ def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, 
             raise PixelforgeError(f"{src} holds no images (PNG, JPEG, WebP, BMP or TIFF).")
         if dst.exists() and not dst.is_dir():
             raise PixelforgeError(f"{src} is a folder, so --out must be a folder; {dst} is a file.")
-        return [(f, dst / f"{f.stem}.png") for f in files]
+        return list(zip(files, folder_outputs(files, src, dst), strict=True))
     if not src.exists():
         raise PixelforgeError(f"{src} does not exist; give an image file or a folder of images.")
     if dst.is_dir():
         return [(src, dst / f"{src.stem}.png")]
     return [(src, png_output(dst))]
+
+
+def folder_outputs(files: list[Path], root: Path, out: Path) -> list[Path]:
+    """Where each of ``files`` (found under ``root``) is written: its path under ``root``, put
+    under ``out`` with the suffix ``.png`` (sub-folders are kept). Two images that would write
+    one file (``a.jpg`` and ``a.png``; on some systems ``A.png`` and ``a.png``) are refused
+    before any work, so that neither result is lost."""
+    targets = [out / f.relative_to(root).with_suffix(".png") for f in files]
+    seen: dict[str, Path] = {}
+    for f, target in zip(files, targets, strict=True):
+        key = str(target).casefold()
+        if key in seen:
+            raise PixelforgeError(
+                f"{seen[key].relative_to(root)} and {f.relative_to(root)} in {root} would both "
+                f"be written to {target}; rename one of them."
+            )
+        seen[key] = f
+    return targets
 
 
 def png_output(out: str | Path) -> Path:

@@ -14,7 +14,7 @@ import torch
 
 from pixelforge import hub
 from pixelforge.errors import ConfigError, PixelforgeError
-from pixelforge.io.images import exif_orientation, write_png
+from pixelforge.io.images import exif_orientation, list_images, write_png
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.masks import smooth_fill
 from pixelforge.tasks.image2image import (
@@ -193,6 +193,47 @@ def split_alpha(image: torch.Tensor, *, keep: bool) -> tuple[torch.Tensor, torch
     return colour, alpha
 
 
+def mask_files(
+    images: list[Path], source: str | Path, mask: str | Path | None
+) -> list[Path | None]:
+    """The mask file of each image: none without ``mask``; one mask file for every image; or,
+    when ``mask`` is a folder (and ``source`` is one), the mask at the image's path under
+    ``source``, whatever its suffix (None when there is none: that image is reported by name)."""
+    if mask is None:
+        return [None] * len(images)
+    folder = Path(mask)
+    if not folder.is_dir():
+        if not folder.exists():
+            raise ConfigError(
+                f"--mask {folder} does not exist; give a mask image or a folder of them."
+            )
+        return [folder] * len(images)
+    root = Path(source)
+    if not root.is_dir():
+        raise ConfigError(
+            f"--mask {folder} is a folder, which goes with a folder of images; for one image, "
+            "give its mask file."
+        )
+    by_name: dict[Path, list[Path]] = {}
+    for f in list_images(folder):
+        by_name.setdefault(f.relative_to(folder).with_suffix(""), []).append(f)
+    found: list[Path | None] = []
+    for image in images:
+        named = by_name.get(image.relative_to(root).with_suffix(""), [])
+        if len(named) > 1:
+            raise ConfigError(
+                f"--mask {folder} holds {len(named)} masks for {image.relative_to(root)} "
+                f"({', '.join(f.name for f in named)}); keep one."
+            )
+        found.append(named[0] if named else None)
+    if not any(found):
+        raise ConfigError(
+            f"--mask {folder} holds no mask named like the images in {root} (a mask has its "
+            "image's name and any image suffix: photo.jpg -> photo.png)."
+        )
+    return found
+
+
 def run_command(
     command: str,
     source: str | Path,
@@ -215,14 +256,21 @@ def run_command(
     m = load_for(command, model, scale=scale, device=device)
     name = model or default_model(command, scale)
     pairs = input_output_pairs(source, out)
-    if mask is not None and len(pairs) > 1:
-        raise ConfigError("--mask goes with one image, not a folder.")
-    hole = None if mask is None else read_mask_tensor(Path(mask))
+    masks = mask_files([src for src, _ in pairs], source, mask)
     mode = "RGB" if command in FLATTENS_ALPHA else "RGBA"  # an opaque file's alpha is dropped
     written: list[Path] = []
     failed: list[tuple[Path, str]] = []
-    for src, dst in pairs:
+    read_masks: dict[Path, torch.Tensor] = {}
+    for (src, dst), mask_file in zip(pairs, masks, strict=True):
+        if mask is not None and mask_file is None:
+            failed.append((src, f"no mask for it in {mask} (a mask has its image's name)"))
+            continue
         try:
+            hole = None
+            if mask_file is not None:
+                if mask_file not in read_masks:
+                    read_masks[mask_file] = read_mask_tensor(mask_file)
+                hole = read_masks[mask_file]
             result = restore_image(
                 command, read_as_tensor(src, mode=mode), model=m, mask=hole, extend=extend,
                 side=side, tile=tile, device=device, ensemble=ensemble,
