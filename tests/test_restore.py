@@ -835,6 +835,9 @@ def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):
     code, _, err = cli("upscale", image, "--model", sr_model, "--scale", 2, "--ensemble", 3,
                        "--out", tmp_path / "o.png")  # fmt: skip
     assert code == 2 and "1, 2, 4 or 8" in err and "Traceback" not in err
+    code, _, err = cli("upscale", image, "--model", sr_model, "--scale", 2, "--tile", 0,
+                       "--out", tmp_path / "o.png")  # fmt: skip
+    assert code == 2 and "--tile must be at least 16" in err
     # outputs are PNGs: a .jpg name would hold PNG bytes, so it is refused before any work
     for command in (["upscale", image, "--model", sr_model, "--scale", 2],
                     ["dip", image, "--iterations", 1]):  # fmt: skip

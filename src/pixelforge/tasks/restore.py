@@ -253,6 +253,8 @@ def run_command(
     In a folder, an image that cannot be read or restored (a truncated file, an output over the
     size cap) does not stop the others: they are all written, and then a
     :class:`PixelforgeError` names every image that failed and why."""
+    if tile < 16:  # as translate: 0 or less would run in tiles of the model's size multiple
+        raise ConfigError(f"--tile must be at least 16 pixels, got {tile}.")
     m = load_for(command, model, scale=scale, device=device)
     name = model or default_model(command, scale)
     pairs = input_output_pairs(source, out)
