@@ -11,7 +11,7 @@ from PIL import Image
 
 import pixelforge.api
 from pixelforge import hub
-from pixelforge.errors import PixelforgeError
+from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import exif_orientation, read_image
 from pixelforge.metrics.image_quality import psnr
 from pixelforge.models.image2image import ImageToImage
@@ -854,6 +854,36 @@ def test_python_api_restores_a_path_or_a_tensor(sr_model):
     assert from_path.shape == (3, 512, 512) and torch.equal(from_path, from_tensor)
     eight = pixelforge.restore("upscale", photo(), model=hub.load(sr_model), ensemble=8)
     assert eight.shape == from_path.shape and not torch.equal(eight, from_path)  # it reached
+
+
+def test_python_api_takes_pillow_images_and_numpy_arrays_as_the_reader_would(sr_model, tmp_path):
+    import pixelforge
+
+    model = hub.load(sr_model)
+    small = Image.open(BUTTERFLY).convert("RGB").crop((0, 0, 40, 30))
+    turned = tmp_path / "turned.jpg"  # stored upside down, shown the right way up
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    small.rotate(180).save(turned, quality=95, exif=exif)
+    from_path = pixelforge.restore("upscale", turned, model=model)
+    with Image.open(turned) as im:  # what a user holds after Image.open: the tag is applied
+        assert torch.equal(pixelforge.restore("upscale", im, model=model), from_path)
+    array = np.asarray(small)
+    reference = pixelforge.restore("upscale", small, model=model)
+    for given in (array, array / 255.0, torch.from_numpy(array.copy()).permute(2, 0, 1)):
+        assert torch.equal(pixelforge.restore("upscale", given, model=model), reference)
+    with pytest.raises(ConfigError, match="divided by 255"):  # was silently clipped to white
+        pixelforge.restore(
+            "upscale", torch.from_numpy(array.copy()).permute(2, 0, 1) * 1.0, model=model
+        )
+    inpaint = small_model("inpaint")
+    hole = np.zeros((30, 40), bool)
+    hole[10:20, 5:25] = True
+    out = pixelforge.restore("inpaint", array, model=inpaint, mask=hole)
+    known = torch.from_numpy(~hole)
+    truth = torch.from_numpy(array.copy()).permute(2, 0, 1) / 255
+    assert torch.allclose(out[:, known], truth[:, known])  # a True pixel is a hole pixel
+    assert not torch.equal(out[:, ~known], truth[:, ~known])
 
 
 def test_every_shipped_restoration_model_has_a_card_with_data_recipe_and_scores(cli):

@@ -48,22 +48,61 @@ def restore(
     denoise, restore-jpeg, colorize, inpaint or uncrop (``extend=``, ``side=``); ``ensemble=8``
     averages the outputs for the 8 flips and transposes of the image (EDSR+'s self-ensemble).
 
-    ``image`` is a path or a C x H x W float tensor in [0, 1]; ``mask`` likewise (white / 1 =
-    fill). Returns a C x H' x W' float tensor in [0, 1]. ``model`` is a loaded model, a MODEL spec
-    or None for the shipped default (``sr-x{scale}`` for upscale). A path's EXIF orientation is
-    applied, and a JPEG model runs on its pixels as stored (``orientation=``, for a tensor read
-    from a turned file). Alpha (a 4-channel image) is kept, except by inpaint and uncrop.
+    ``image`` is a path, a Pillow image, a numpy array (H x W x C or H x W; uint8, or float in
+    [0, 1]) or a C x H x W tensor (float in [0, 1], or uint8); ``mask`` likewise (white / 1 =
+    fill; a boolean array too). Returns a C x H' x W' float tensor in [0, 1]
+    (``pixelforge.io.images.to_pil`` makes a Pillow image of it). ``model`` is a loaded model, a
+    MODEL spec or None for the shipped default (``sr-x{scale}`` for upscale). The EXIF
+    orientation of a path or Pillow image is applied, and a JPEG model runs on its pixels as
+    stored (``orientation=``, for a tensor read from a turned file). Alpha (a 4-channel image)
+    is kept, except by inpaint and uncrop.
     """
     from pixelforge.io.images import exif_orientation
-    from pixelforge.tasks.image2image import read_as_tensor, read_mask_tensor
+
+    if isinstance(image, str | Path) or _is_pil(image):
+        options.setdefault("orientation", exif_orientation(image))
+    image = _image_tensor(image, "image")
+    if mask is not None:
+        mask = _image_tensor(mask, "mask")
     from pixelforge.tasks.restore import restore_image
 
-    if isinstance(image, str | Path):
-        options.setdefault("orientation", exif_orientation(Path(image)))
-        image = read_as_tensor(Path(image), mode="RGBA")
-    if isinstance(mask, str | Path):
-        mask = read_mask_tensor(Path(mask))
     return restore_image(command, image, model=model, scale=scale, mask=mask, **options)
+
+
+def _is_pil(value: Any) -> bool:
+    from PIL import Image
+
+    return isinstance(value, Image.Image)
+
+
+def _image_tensor(value: Any, name: str) -> Any:
+    """``restore``'s image or mask as a C x H x W float tensor in [0, 1] (a mask: 1 x H x W),
+    read by the image reader's rules; a tensor is checked, not read."""
+    import numpy as np
+    import torch
+
+    from pixelforge.errors import ConfigError
+    from pixelforge.io.images import image_array, mask_array
+    from pixelforge.tasks.image2image import read_as_tensor, read_mask_tensor
+
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.uint8:
+            return value.float() / 255
+        if not value.is_floating_point() and value.dtype != torch.bool:
+            raise ConfigError(f"the {name} tensor is {value.dtype}; give float in [0, 1] or uint8.")
+        value = value.float()
+        low, high = (float(v) for v in value.aminmax()) if value.numel() else (0.0, 1.0)
+        if low < -0.5 or high > 1.5:  # 0-255 or [-1, 1]; a resize's small overshoot is clamped
+            raise ConfigError(
+                f"the {name} tensor's values run from {low:g} to {high:g}; give floats in [0, 1] "
+                "(an 8-bit image divided by 255, or a [-1, 1] one as (x + 1) / 2)."
+            )
+        return value.clamp(0, 1)
+    if isinstance(value, str | Path):
+        path = Path(value)
+        return read_mask_tensor(path) if name == "mask" else read_as_tensor(path, mode="RGBA")
+    array = mask_array(value)[..., None] if name == "mask" else image_array(value, mode="RGBA")
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255
 
 
 def list_models() -> list[str]:

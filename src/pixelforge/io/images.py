@@ -225,11 +225,13 @@ def _orientation_of(im: Image.Image) -> int:
     return orientation if orientation in range(1, 9) else 1
 
 
-def exif_orientation(path: str | os.PathLike[str]) -> int:
-    """The EXIF orientation (1-8) that :func:`read_image` applies to the file at ``path``; 1
-    for none. Read from the header; no pixel is decoded. A model whose input has a block grid
-    (a JPEG's) runs on the pixels as stored, where the file's blocks are
-    (``tasks.image2image.apply_model``'s ``orientation``)."""
+def exif_orientation(path: str | os.PathLike[str] | Image.Image) -> int:
+    """The EXIF orientation (1-8) that :func:`read_image` applies to the file at ``path`` (or
+    :func:`image_array` to a Pillow image); 1 for none. Read from the header; no pixel is
+    decoded. A model whose input has a block grid (a JPEG's) runs on the pixels as stored, where
+    the file's blocks are (``tasks.image2image.apply_model``'s ``orientation``)."""
+    if isinstance(path, Image.Image):
+        return _orientation_of(path)
     with _open_image(Path(path), get_max_pixels()) as im:
         return _orientation_of(im)
 
@@ -244,7 +246,7 @@ def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     return ImageCms.buildTransform(profile, _SRGB, mode, "RGB")
 
 
-def _to_srgb(im: Image.Image, icc: bytes | None, path: Path) -> Image.Image:
+def _to_srgb(im: Image.Image, icc: bytes | None, path: Path | str) -> Image.Image:
     """Apply the ICC profile (if any) to an L/LA/RGB/RGBA/CMYK image; return L/LA/RGB/RGBA."""
     if icc:
         colour_mode = im.mode.removesuffix("A") if im.mode in ("LA", "RGBA") else im.mode
@@ -284,38 +286,42 @@ def _decode(path: Path, max_pixels: int | None, keep_16bit: bool) -> Image.Image
             warnings.warn(
                 f"{path}: unreadable EXIF ({exc}); orientation not applied.", stacklevel=3
             )
-        icc = im.info.get("icc_profile")
-        if im.mode in _SIXTEEN_BIT:
-            gray = np.array(im)
-            if im.mode == "I" and gray.size and (gray.min() < 0 or gray.max() > 65535):
-                raise ImageReadError(
-                    f"{path}: 32-bit integer pixels ({gray.min()}..{gray.max()}) do not fit 16 "
-                    "bits, so their range is unknown. Save it as a 8- or 16-bit PNG instead."
-                )
-            gray16 = np.array(gray, dtype=np.uint16, order="C")
-            if keep_16bit:
-                if icc:
-                    warnings.warn(
-                        f"{path}: 16-bit data kept; ICC profile not applied.", stacklevel=3
-                    )
-                return gray16
-            gray8 = (gray16.astype(np.uint32) + 128) // 257  # == round(v / 257), no ties
-            base: Image.Image = Image.fromarray(gray8.astype(np.uint8))
-        elif im.mode == "F":
+        return _canonical(im, path, keep_16bit)
+
+
+def _canonical(im: Image.Image, path: Path | str, keep_16bit: bool) -> Image.Image | np.ndarray:
+    """A loaded image in L/LA/RGB/RGBA sRGB (or H x W uint16, ``keep_16bit``) by the module's
+    mode and colour rules; ``path`` names it in errors and warnings."""
+    icc = im.info.get("icc_profile")
+    if im.mode in _SIXTEEN_BIT:
+        gray = np.array(im)
+        if im.mode == "I" and gray.size and (gray.min() < 0 or gray.max() > 65535):
             raise ImageReadError(
-                f"{path}: 32-bit floating-point pixels have no defined range, so pixelforge does "
-                "not guess how to scale them. Save the image as an 8- or 16-bit PNG instead."
+                f"{path}: 32-bit integer pixels ({gray.min()}..{gray.max()}) do not fit 16 "
+                "bits, so their range is unknown. Save it as a 8- or 16-bit PNG instead."
             )
-        elif im.mode == "P":
-            base = im.convert("RGBA" if im.has_transparency_data else "RGB")
-        elif im.mode in ("L", "RGB") and "transparency" in im.info:
-            base = im.convert(im.mode + "A")
-        elif im.mode in _CANONICAL:
-            base = im.convert(_CANONICAL[im.mode])  # always a new image, independent of the file
-        else:
-            raise ImageReadError(
-                f"{path}: pixel mode {im.mode!r} is not supported. Convert it to an RGB PNG."
-            )
+        gray16 = np.array(gray, dtype=np.uint16, order="C")
+        if keep_16bit:
+            if icc:
+                warnings.warn(f"{path}: 16-bit data kept; ICC profile not applied.", stacklevel=3)
+            return gray16
+        gray8 = (gray16.astype(np.uint32) + 128) // 257  # == round(v / 257), no ties
+        base: Image.Image = Image.fromarray(gray8.astype(np.uint8))
+    elif im.mode == "F":
+        raise ImageReadError(
+            f"{path}: 32-bit floating-point pixels have no defined range, so pixelforge does "
+            "not guess how to scale them. Save the image as an 8- or 16-bit PNG instead."
+        )
+    elif im.mode == "P":
+        base = im.convert("RGBA" if im.has_transparency_data else "RGB")
+    elif im.mode in ("L", "RGB") and "transparency" in im.info:
+        base = im.convert(im.mode + "A")
+    elif im.mode in _CANONICAL:
+        base = im.convert(_CANONICAL[im.mode])  # always a new image, independent of the file
+    else:
+        raise ImageReadError(
+            f"{path}: pixel mode {im.mode!r} is not supported. Convert it to an RGB PNG."
+        )
     return _to_srgb(base, icc, path)
 
 
@@ -352,14 +358,42 @@ def read_image(
     return array.reshape(array.shape[0], array.shape[1], channels)
 
 
+def image_array(image: Any, *, mode: str = "RGB", name: str = "the image") -> np.ndarray:
+    """An image already in memory as :func:`read_image` gives a file's: a Pillow image (its EXIF
+    orientation applied; the caller's image is not changed) or anything :func:`to_pil` takes
+    (a boolean array counts as black and white), by the same mode, palette, 16-bit and colour
+    rules, as an H x W x C uint8 array in ``mode``. ``name`` names it in errors."""
+    channels = _check_mode(mode)
+    if isinstance(image, Image.Image):
+        im = ImageOps.exif_transpose(image)
+    else:
+        if isinstance(image, np.ndarray) and image.dtype == np.bool_:
+            image = image.astype(np.uint8) * 255
+        im = to_pil(image)
+    decoded = _canonical(im, name, keep_16bit=False)
+    assert isinstance(decoded, Image.Image)
+    array = np.array(_to_mode(decoded, mode), dtype=np.uint8)
+    return array.reshape(array.shape[0], array.shape[1], channels)
+
+
+def _mask_of(grey_alpha: np.ndarray) -> np.ndarray:
+    """An H x W x 2 grey and alpha array as a mask: grey composited over black."""
+    wide = grey_alpha.astype(np.uint16)
+    return ((wide[..., 0] * wide[..., 1] + 127) // 255).astype(np.uint8)
+
+
 def read_mask(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
     """Read a mask (white = selected, as an inpainting hole) as an H x W uint8 array.
 
     Like :func:`read_image` in grey, except that transparency counts as **black**: a mask
     painted in white on a transparent layer, as image editors export one, selects only its
     strokes (over white, the usual rule, every transparent pixel would be selected)."""
-    grey_alpha = read_image(path, mode="LA", max_pixels=max_pixels).astype(np.uint16)
-    return ((grey_alpha[..., 0] * grey_alpha[..., 1] + 127) // 255).astype(np.uint8)
+    return _mask_of(read_image(path, mode="LA", max_pixels=max_pixels))
+
+
+def mask_array(image: Any, *, name: str = "the mask") -> np.ndarray:
+    """:func:`read_mask` for a mask already in memory (as :func:`image_array` takes it)."""
+    return _mask_of(image_array(image, mode="LA", name=name))
 
 
 def read_image_pil(

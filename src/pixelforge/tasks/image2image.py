@@ -100,7 +100,10 @@ def apply_model(
         return dihedral(out, k)
     overlap = model.tile_overlap if overlap is None else overlap
     if image.ndim != 3:
-        raise ValueError("image must be C x H x W")
+        raise ValueError(
+            f"an image must be C x H x W, got {tuple(image.shape)}"
+            + ("; for a batch, pass its images one by one" if image.ndim == 4 else "")
+        )
     dev = torch.device(device) if device is not None else _model_device(model)
     model = model.to(dev).eval()
     c, h, w = image.shape
