@@ -105,6 +105,18 @@ def test_grey_content_and_a_tiny_style_image_work(net):
     assert (out[0] - out[1]).abs().max() < 0.02 and (out[1] - out[2]).abs().max() < 0.02
 
 
+def test_pillow_images_and_numpy_arrays_are_taken_as_content_and_style(net):
+    # they raised AttributeError; a PIL style was iterated as if it were a list of styles
+    content, style = (photo(32) * 255).round() / 255, builtin("mosaic", 32)  # 8-bit values
+    as_pil = [
+        Image.fromarray((x * 255).round().byte().permute(1, 2, 0).numpy()) for x in (content, style)
+    ]
+    opts = {"iterations": 2, "size": 32, "network": net}
+    expected = stylize(content, style, **opts)
+    assert torch.equal(stylize(as_pil[0], as_pil[1], **opts), expected)
+    assert torch.equal(stylize(np.asarray(as_pil[0]), np.asarray(as_pil[1]), **opts), expected)
+
+
 def test_builtin_styles_are_deterministic_and_differ():
     images = {n: render_style(n, (40, 56), seed=3) for n in BUILTIN_STYLES}
     for name, image in images.items():

@@ -57,52 +57,19 @@ def restore(
     stored (``orientation=``, for a tensor read from a turned file). Alpha (a 4-channel image)
     is kept, except by inpaint and uncrop.
     """
-    from pixelforge.io.images import exif_orientation
-
-    if isinstance(image, str | Path) or _is_pil(image):
-        options.setdefault("orientation", exif_orientation(image))
-    image = _image_tensor(image, "image")
-    if mask is not None:
-        mask = _image_tensor(mask, "mask")
-    from pixelforge.tasks.restore import restore_image
-
-    return restore_image(command, image, model=model, scale=scale, mask=mask, **options)
-
-
-def _is_pil(value: Any) -> bool:
     from PIL import Image
 
-    return isinstance(value, Image.Image)
+    from pixelforge.io.images import exif_orientation
+    from pixelforge.tasks.image2image import as_image_tensor
+    from pixelforge.tasks.restore import restore_image
 
+    if isinstance(image, str | Path | Image.Image):
+        options.setdefault("orientation", exif_orientation(image))
+    image = as_image_tensor(image, mode="RGBA")
+    if mask is not None:
+        mask = as_image_tensor(mask, mask=True)
 
-def _image_tensor(value: Any, name: str) -> Any:
-    """``restore``'s image or mask as a C x H x W float tensor in [0, 1] (a mask: 1 x H x W),
-    read by the image reader's rules; a tensor is checked, not read."""
-    import numpy as np
-    import torch
-
-    from pixelforge.errors import ConfigError
-    from pixelforge.io.images import image_array, mask_array
-    from pixelforge.tasks.image2image import read_as_tensor, read_mask_tensor
-
-    if isinstance(value, torch.Tensor):
-        if value.dtype == torch.uint8:
-            return value.float() / 255
-        if not value.is_floating_point() and value.dtype != torch.bool:
-            raise ConfigError(f"the {name} tensor is {value.dtype}; give float in [0, 1] or uint8.")
-        value = value.float()
-        low, high = (float(v) for v in value.aminmax()) if value.numel() else (0.0, 1.0)
-        if low < -0.5 or high > 1.5:  # 0-255 or [-1, 1]; a resize's small overshoot is clamped
-            raise ConfigError(
-                f"the {name} tensor's values run from {low:g} to {high:g}; give floats in [0, 1] "
-                "(an 8-bit image divided by 255, or a [-1, 1] one as (x + 1) / 2)."
-            )
-        return value.clamp(0, 1)
-    if isinstance(value, str | Path):
-        path = Path(value)
-        return read_mask_tensor(path) if name == "mask" else read_as_tensor(path, mode="RGBA")
-    array = mask_array(value)[..., None] if name == "mask" else image_array(value, mode="RGBA")
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255
+    return restore_image(command, image, model=model, scale=scale, mask=mask, **options)
 
 
 def list_models() -> list[str]:

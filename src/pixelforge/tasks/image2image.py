@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
-from pixelforge.errors import PixelforgeError
-from pixelforge.io.images import list_images, read_image, read_mask
+from pixelforge.errors import ConfigError, PixelforgeError
+from pixelforge.io.images import image_array, list_images, mask_array, read_image, read_mask
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
 from pixelforge.restoration.masks import check_mask
@@ -249,6 +251,32 @@ def read_as_tensor(path: Path, mode: str = "RGB") -> torch.Tensor:
     """An image through the guarded reader as C x H x W float in [0, 1]."""
     array = read_image(path, mode=mode)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255
+
+
+def as_image_tensor(value: Any, *, mode: str = "RGB", mask: bool = False) -> torch.Tensor:
+    """An image given to the Python API as C x H x W float in [0, 1], or a mask (``mask``) as
+    1 x H x W: a path (read by the guarded reader, in ``mode``), a Pillow image or a numpy array
+    (``io.images.image_array``: the reader's rules, EXIF orientation included; a boolean array
+    is a black and white one), or a tensor (uint8 is scaled by 1/255; a float one is checked and
+    a resize's small overshoot of [0, 1] clamped)."""
+    name = "mask" if mask else "image"
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.uint8:
+            return value.float() / 255
+        if not value.is_floating_point() and value.dtype != torch.bool:
+            raise ConfigError(f"the {name} tensor is {value.dtype}; give float in [0, 1] or uint8.")
+        value = value.float()
+        low, high = (float(v) for v in value.aminmax()) if value.numel() else (0.0, 1.0)
+        if low < -0.5 or high > 1.5:  # 0-255 or [-1, 1]
+            raise ConfigError(
+                f"the {name} tensor's values run from {low:g} to {high:g}; give floats in [0, 1] "
+                "(an 8-bit image divided by 255, or a [-1, 1] one as (x + 1) / 2)."
+            )
+        return value.clamp(0, 1)
+    if isinstance(value, str | Path):
+        return read_mask_tensor(Path(value)) if mask else read_as_tensor(Path(value), mode=mode)
+    array = mask_array(value)[..., None] if mask else image_array(value, mode=mode)
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255
 
 
 def read_mask_tensor(path: Path) -> torch.Tensor:

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import image_info, write_png
@@ -32,13 +34,15 @@ from pixelforge.style.gatys import (
 )
 from pixelforge.tasks.image2image import (
     apply_model,
+    as_image_tensor,
     folder_failures,
     input_output_pairs,
     read_as_tensor,
 )
 
 METHODS = ("gatys",)
-StyleSpec = str | Path | torch.Tensor
+StyleSpec = Any  # a path, "builtin:NAME", a tensor, a Pillow image or a numpy array
+ONE_IMAGE = (str, Path, torch.Tensor, np.ndarray, Image.Image)  # a style that is not a list
 BUILTIN_MIN_SIDE = 256  # built-in styles are drawn with at least this longest side
 
 
@@ -55,8 +59,8 @@ def check_strength(strength: float) -> float:
 def load_style(spec: StyleSpec, content_hw: tuple[int, int], seed: int = 0) -> torch.Tensor:
     """A style image as 3 x H x W in [0, 1]: a tensor, ``builtin:NAME`` (drawn with the
     content's aspect ratio, longest side max(256, content's)) or an image file."""
-    if isinstance(spec, torch.Tensor):
-        return as_rgb(spec)
+    if not isinstance(spec, str | Path):  # a tensor, a Pillow image or a numpy array
+        return as_rgb(as_image_tensor(spec))
     if is_builtin(spec):
         hw = fit_longest(content_hw, max(BUILTIN_MIN_SIDE, max(content_hw)))
         array = render_style(str(spec), hw, seed)
@@ -73,7 +77,7 @@ def check_styles(specs: Sequence[StyleSpec]) -> None:
     for sp in specs:
         if is_builtin(sp):
             render_style(str(sp), 8)
-        elif not isinstance(sp, torch.Tensor):
+        elif isinstance(sp, str | Path):
             if not Path(sp).is_file():
                 load_style(sp, (8, 8))  # the "not found" error
             image_info(sp)  # an unreadable file fails here, before the VGG is built
@@ -93,7 +97,7 @@ def _load_model(model: Any, device: Any) -> Any:
 
 
 def stylize(
-    content: str | Path | torch.Tensor,
+    content: Any,
     style: StyleSpec | Sequence[StyleSpec] | None = None,
     *,
     style_weights: Sequence[float] | None = None,
@@ -110,8 +114,9 @@ def stylize(
 ) -> torch.Tensor:
     """Stylize one image; returns 3 x H' x W' floats in [0, 1].
 
-    ``content``: a path or a C x H x W tensor in [0, 1] (grey allowed). Either ``style`` (a
-    path, ``"builtin:NAME"`` or a tensor, or a list of them mixed by ``style_weights``) for
+    ``content``: a path, a Pillow image, a numpy array or a C x H x W tensor in [0, 1] (grey
+    allowed; ``tasks.image2image.as_image_tensor``). Either ``style`` (any of those,
+    ``"builtin:NAME"``, or a list of them mixed by ``style_weights``) for
     Gatys optimisation - ``options`` are :class:`~pixelforge.style.gatys.GatysConfig` fields
     (``iterations=``, ``size=``, ``scales=``, ...; an unknown one is an error) - or ``model``
     (a loaded image-to-image model, model dir or shipped name) run over the whole image at its
@@ -121,7 +126,7 @@ def stylize(
     s = check_strength(strength)
     if (style is None) == (model is None):
         raise ConfigError("give exactly one of style (Gatys optimisation) or model (fast style).")
-    image = read_as_tensor(Path(content)) if isinstance(content, str | Path) else content
+    image = as_image_tensor(content)
     c = as_rgb(image)
     if model is not None:
         if options or config is not None or style_weights is not None:
@@ -133,7 +138,7 @@ def stylize(
         if method not in METHODS:
             raise ConfigError(f"unknown method '{method}'; known: {', '.join(METHODS)}.")
         cfg = GatysConfig.with_options(config, **options)
-        specs = [style] if isinstance(style, str | Path | torch.Tensor) else list(style or [])
+        specs = [style] if isinstance(style, ONE_IMAGE) else list(style or [])
         content_hw = fit_longest((int(c.shape[-2]), int(c.shape[-1])), cfg.size)
         styles = [load_style(sp, content_hw, cfg.seed) for sp in specs]
         styled, _ = style_transfer(
