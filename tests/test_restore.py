@@ -876,6 +876,10 @@ def test_python_api_takes_pillow_images_and_numpy_arrays_as_the_reader_would(sr_
         pixelforge.restore(
             "upscale", torch.from_numpy(array.copy()).permute(2, 0, 1) * 1.0, model=model
         )
+    with pytest.raises(ConfigError, match="unknown command 'upscal'; use one of upscale"):
+        pixelforge.restore("upscal", small, model=model)  # was a bare KeyError
+    with pytest.raises(ConfigError, match="needs a denoise model"):  # a loaded model is checked
+        pixelforge.restore("denoise", small, model=model)
     inpaint = small_model("inpaint")
     hole = np.zeros((30, 40), bool)
     hole[10:20, 5:25] = True

@@ -65,7 +65,12 @@ def load_for(
             + (f" --scale {scale}" if command == "upscale" else "")
             + f" ({name}); shipped upscalers: {shipped}. Give one with --model."
         )
-    m = hub.load(name, device=device)
+    return check_task(command, hub.load(name, device=device), name, scale=scale)
+
+
+def check_task(command: str, m: Any, name: str, *, scale: int | None = None) -> ImageToImage:
+    """``m`` if it does ``command``'s task (and, for upscale, ``scale`` when given), else a
+    :class:`ConfigError` naming both."""
     task = getattr(getattr(m, "config", None), "task", None)
     if not isinstance(m, ImageToImage) or task not in TASKS_OF[command]:
         what = f"a {task} model" if task else f"a {getattr(m, 'family', '?')} model"
@@ -127,8 +132,10 @@ def restore_image(
     three equal ones) comes back grey, as one channel, from every command but colorize. An
     image with alpha (2 or 4 channels) keeps it, enlarged by the model for upscale
     (``split_alpha``), except in inpaint and uncrop, which composite it over white."""
+    if command not in TASKS_OF:
+        raise ConfigError(f"unknown command {command!r}; use one of {', '.join(TASKS_OF)}.")
     m = (
-        model
+        check_task(command, model, "the given model", scale=scale)
         if isinstance(model, ImageToImage)
         else load_for(command, model, scale=scale, device=device)
     )
