@@ -34,7 +34,7 @@ from pixelforge.restoration.masks import (
 )
 from pixelforge.tasks.image2image import EXIF_DIHEDRAL, apply_model, dihedral
 from pixelforge.tasks.restore import run_command, uncrop_canvas
-from pixelforge.tasks.tiling import MAX_OUTPUT_PIXELS, run_tiled
+from pixelforge.tasks.tiling import MAX_OUTPUT_PIXELS, report_tiles, run_tiled
 from pixelforge.training.restore import RestoreTrainConfig, make_pair, pixel_term
 
 from conftest import FIXTURES
@@ -303,6 +303,15 @@ def test_large_images_go_through_bounded_tiles_and_huge_outputs_are_refused():
     side = int(MAX_OUTPUT_PIXELS**0.5) // 4 + 8
     with pytest.raises(PixelforgeError, match="limit"):
         run_tiled(fn, torch.zeros(1, 1, side, side), scale=4)
+    # the command line's progress bar counts every tile, one by one, up to the total
+    reports: list[tuple[int, int]] = []
+    with report_tiles(lambda done, total: reports.append((done, total))):
+        before = len(seen)
+        run_tiled(fn, torch.rand(1, 3, 300, 700), tile=128, overlap=16, multiple=8)
+        tiles = len(seen) - before
+        assert reports == [(k, tiles) for k in range(1, tiles + 1)]
+        run_tiled(fn, torch.rand(1, 3, 60, 70), tile=128, overlap=16, multiple=8)
+    assert reports[-1] == (1, 1)
 
 
 def test_smooth_fill_continues_the_surroundings_and_keeps_known_pixels():
@@ -729,6 +738,10 @@ def test_a_folder_keeps_its_sub_folders_and_refuses_two_images_with_one_output(
     assert code == 0, err
     assert Image.open(tmp_path / "o" / "a" / "x.png").size == (40, 20)
     assert Image.open(tmp_path / "o" / "b" / "x.png").size == (20, 40)
+    started: list[tuple[str, int, int]] = []  # what the progress bar shows as each image starts
+    run_command("upscale", folder, tmp_path / "o1", model=str(sr_model), scale=2,
+                on_image=lambda path, i, n: started.append((path.parent.name, i, n)))  # fmt: skip
+    assert started == [("a", 0, 2), ("b", 1, 2)]
     Image.open(BUTTERFLY).convert("RGB").crop((0, 0, 8, 8)).save(folder / "a" / "x.jpg")
     code, _, err = cli(
         "upscale", folder, "--model", sr_model, "--scale", 2, "--out", tmp_path / "o2"

@@ -38,19 +38,43 @@ def _run(
     ensemble: int,
     **kw: object,
 ) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from pixelforge.tasks.restore import run_command
+    from pixelforge.tasks.tiling import report_tiles
     from pixelforge.training.trainer import resolve_device
 
-    written = run_command(
-        command,
-        source,
-        out,
-        model=model,
-        tile=tile,
-        device=resolve_device(device),
-        ensemble=ensemble,
-        **kw,  # type: ignore[arg-type]
+    err = Console(stderr=True)
+    bar = Progress(  # on a terminal only: piped output and error lines stay clean
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} tiles"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     )
+    task = bar.add_task(command, total=None)
+
+    def on_image(path: Path, index: int, count: int) -> None:
+        where = f" ({index + 1}/{count})" if count > 1 else ""
+        bar.update(task, description=f"{command} {path.name}{where}", completed=0, total=None)
+
+    def on_tile(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar, report_tiles(on_tile):
+        written = run_command(
+            command,
+            source,
+            out,
+            model=model,
+            tile=tile,
+            device=resolve_device(device),
+            ensemble=ensemble,
+            on_image=on_image,
+            **kw,  # type: ignore[arg-type]
+        )
     Console().print(
         f"wrote {written[0]}" if len(written) == 1 else f"wrote {len(written)} images to {out}"
     )

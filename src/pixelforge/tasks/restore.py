@@ -7,6 +7,7 @@ here. Without a model, each uses the model shipped with pixelforge for it (see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -254,8 +255,10 @@ def run_command(
     tile: int = 512,
     device: Any = "cpu",
     ensemble: int = 1,
+    on_image: Callable[[Path, int, int], None] | None = None,
 ) -> list[Path]:
     """Run ``command`` on an image or a folder of images; returns the files written.
+    ``on_image(path, index, count)`` is called as each image starts (a progress bar).
 
     In a folder, an image that cannot be read or restored (a truncated file, an output over the
     size cap) does not stop the others: they are all written, and then a
@@ -270,7 +273,9 @@ def run_command(
     written: list[Path] = []
     failed: list[tuple[Path, str]] = []
     read_masks: dict[Path, torch.Tensor] = {}
-    for (src, dst), mask_file in zip(pairs, masks, strict=True):
+    for index, ((src, dst), mask_file) in enumerate(zip(pairs, masks, strict=True)):
+        if on_image is not None:
+            on_image(src, index, len(pairs))
         if mask is not None and mask_file is None:
             failed.append((src, f"no mask for it in {mask} (a mask has its image's name)"))
             continue

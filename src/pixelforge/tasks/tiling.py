@@ -29,6 +29,22 @@ Layout = tuple[list[int], int, int]
 _recorder: ContextVar[list[Layout] | None] = ContextVar("pixelforge_tile_layouts", default=None)
 
 
+_reporter: ContextVar[Callable[[int, int], None] | None] = ContextVar(
+    "pixelforge_tile_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def report_tiles(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """While active, :func:`run_tiled` calls ``callback(done, total)`` after each tile of each
+    call (a progress bar for a large image)."""
+    token = _reporter.set(callback)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
+
+
 @contextlib.contextmanager
 def record_layouts(into: list[Layout]) -> Iterator[list[Layout]]:
     """While active, :func:`run_tiled` appends to ``into`` the layout of every call: first the
@@ -135,8 +151,11 @@ def run_tiled(
     recording = _recorder.get()
     if recording is not None:
         recording += [(ys, th, multiple), (xs, tw, multiple)]
+    report = _reporter.get()
     if len(ys) == 1 and len(xs) == 1:
         out = fn(xp, mp).float().cpu()
+        if report is not None:
+            report(1, 1)
         return out[..., : h * scale, : w * scale]
     acc: torch.Tensor | None = None
     weight = torch.zeros(1, 1, hp * scale, wp * scale)
@@ -161,5 +180,7 @@ def run_tiled(
             sy, sx = slice(y0 * scale, (y0 + th) * scale), slice(x0 * scale, (x0 + tw) * scale)
             acc[..., sy, sx] += y * wt
             weight[..., sy, sx] += wt
+            if report is not None:
+                report(i * len(xs) + j + 1, len(ys) * len(xs))
     assert acc is not None
     return (acc / weight)[..., : h * scale, : w * scale]
