@@ -800,6 +800,13 @@ def test_inpaint_a_folder_with_a_folder_of_masks_or_one_mask_for_all(cli, tmp_pa
         tmp_path / "x.png",
     )
     assert code == 2 and "folder of images" in err and "Traceback" not in err
+    inner = images / "masks"  # masks kept beside the frames, in a sub-folder: not images
+    inner.mkdir()
+    for f in masks.iterdir():
+        (inner / f.name).write_bytes(f.read_bytes())
+    code, _, err = cli("inpaint", images, "--mask", inner, "--model", inpaint,
+                       "--out", tmp_path / "in")  # fmt: skip
+    assert code == 2 and "1 of 3" in err and not (tmp_path / "in" / "masks").exists()
 
 
 def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):

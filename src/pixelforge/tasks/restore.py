@@ -268,6 +268,9 @@ def run_command(
     m = load_for(command, model, scale=scale, device=device)
     name = model or default_model(command, scale)
     pairs = input_output_pairs(source, out)
+    if mask is not None and Path(mask).is_dir() and Path(source).is_dir():
+        inside = Path(mask).resolve()  # masks kept in a sub-folder of the images are not images
+        pairs = [(s, d) for s, d in pairs if inside not in s.resolve().parents]
     masks = mask_files([src for src, _ in pairs], source, mask)
     mode = "RGB" if command in FLATTENS_ALPHA else "RGBA"  # an opaque file's alpha is dropped
     written: list[Path] = []
