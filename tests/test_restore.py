@@ -807,6 +807,9 @@ def test_inpaint_a_folder_with_a_folder_of_masks_or_one_mask_for_all(cli, tmp_pa
     code, _, err = cli("inpaint", images, "--mask", inner, "--model", inpaint,
                        "--out", tmp_path / "in")  # fmt: skip
     assert code == 2 and "1 of 3" in err and not (tmp_path / "in" / "masks").exists()
+    code, _, err = cli("inpaint", inner, "--mask", inner, "--model", inpaint,
+                       "--out", tmp_path / "same")  # fmt: skip
+    assert code == 2 and "folder of their own" in err and "Traceback" not in err
 
 
 def test_bad_input_is_a_clear_error(cli, tmp_path, sr_model):

@@ -271,6 +271,11 @@ def run_command(
     if mask is not None and Path(mask).is_dir() and Path(source).is_dir():
         inside = Path(mask).resolve()  # masks kept in a sub-folder of the images are not images
         pairs = [(s, d) for s, d in pairs if inside not in s.resolve().parents]
+        if not pairs:
+            raise ConfigError(
+                f"{source} holds no images outside the mask folder {mask}; keep the masks in a "
+                "folder of their own, named as the images."
+            )
     masks = mask_files([src for src, _ in pairs], source, mask)
     mode = "RGB" if command in FLATTENS_ALPHA else "RGBA"  # an opaque file's alpha is dropped
     written: list[Path] = []
