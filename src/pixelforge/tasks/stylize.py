@@ -57,8 +57,9 @@ def check_strength(strength: float) -> float:
 
 
 def load_style(spec: StyleSpec, content_hw: tuple[int, int], seed: int = 0) -> torch.Tensor:
-    """A style image as 3 x H x W in [0, 1]: a tensor, ``builtin:NAME`` (drawn with the
-    content's aspect ratio, longest side max(256, content's)) or an image file."""
+    """A style image as 3 x H x W in [0, 1]: a tensor, Pillow image or numpy array
+    (``as_image_tensor``), ``builtin:NAME`` (drawn with the content's aspect ratio, longest side
+    max(256, content's)) or an image file."""
     if not isinstance(spec, str | Path):  # a tensor, a Pillow image or a numpy array
         return as_rgb(as_image_tensor(spec))
     if is_builtin(spec):
