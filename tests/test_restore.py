@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -742,6 +743,18 @@ def test_a_folder_keeps_its_sub_folders_and_refuses_two_images_with_one_output(
     run_command("upscale", folder, tmp_path / "o1", model=str(sr_model), scale=2,
                 on_image=lambda path, i, n: started.append((path.parent.name, i, n)))  # fmt: skip
     assert started == [("a", 0, 2), ("b", 1, 2)]
+    # --out the input folder itself would overwrite a/x.png with its own result: refused
+    before = (folder / "a" / "x.png").read_bytes()
+    code, _, err = cli("upscale", folder, "--model", sr_model, "--scale", 2, "--out", folder)
+    assert code == 2 and "overwrite" in err and (folder / "a" / "x.png").read_bytes() == before
+    # results kept inside the input folder are not taken as inputs by the next run
+    for _ in range(2):
+        code, out, err = cli(
+            "upscale", folder, "--model", sr_model, "--scale", 2, "--out", folder / "results"
+        )
+        assert code == 0 and "wrote 2 images" in out, err
+    assert not (folder / "results" / "results").exists()
+    shutil.rmtree(folder / "results")
     Image.open(BUTTERFLY).convert("RGB").crop((0, 0, 8, 8)).save(folder / "a" / "x.jpg")
     code, _, err = cli(
         "upscale", folder, "--model", sr_model, "--scale", 2, "--out", tmp_path / "o2"

@@ -76,12 +76,17 @@ def remove_bg(
     """Cut out the main object: write RGBA PNGs whose alpha is the model's matte."""
     import numpy as np
 
-    from pixelforge.io.images import list_images, read_image, write_png
-    from pixelforge.tasks.image2image import folder_failures, folder_outputs, png_output
+    from pixelforge.io.images import read_image, write_png
+    from pixelforge.tasks.image2image import (
+        folder_failures,
+        folder_images,
+        folder_outputs,
+        png_output,
+    )
 
     set_threads(threads)
     if image_or_folder.is_dir():
-        files = list_images(image_or_folder)
+        files = folder_images(image_or_folder, out_path)
         if not files:
             raise DataError(
                 f"{image_or_folder}: no images found (PNG, JPEG, WebP, BMP or TIFF, searched recursively)."

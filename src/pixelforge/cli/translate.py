@@ -43,11 +43,16 @@ def translate(
 
     from pixelforge.errors import ConfigError, DataError, PixelforgeError
     from pixelforge.hub import load
-    from pixelforge.io.images import list_images, read_image, write_png
+    from pixelforge.io.images import read_image, write_png
     from pixelforge.models.cyclegan import CycleGAN
     from pixelforge.models.image2image import ImageToImage
     from pixelforge.tasks.generate import provenance
-    from pixelforge.tasks.image2image import apply_model, folder_failures, folder_outputs
+    from pixelforge.tasks.image2image import (
+        apply_model,
+        folder_failures,
+        folder_images,
+        folder_outputs,
+    )
     from pixelforge.training.trainer import resolve_device
 
     if tile < 16:
@@ -55,7 +60,7 @@ def translate(
     if not source.exists():
         raise DataError(f"no such image or folder: {source}.")
     if source.is_dir():
-        files = list_images(source)
+        files = folder_images(source, out_path)
         if not files:
             raise DataError(f"no images found in {source} (png, jpg, ... files, recursively).")
         if out_path.exists() and not out_path.is_dir():

@@ -188,7 +188,7 @@ def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, 
     """
     src, dst = Path(source), Path(out)
     if src.is_dir():
-        files = list_images(src)
+        files = folder_images(src, dst)
         if not files:
             raise PixelforgeError(f"{src} holds no images (PNG, JPEG, WebP, BMP or TIFF).")
         if dst.exists() and not dst.is_dir():
@@ -201,14 +201,31 @@ def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, 
     return [(src, png_output(dst))]
 
 
+def folder_images(root: Path, out: Path) -> list[Path]:
+    """The images under ``root`` (``io.images.list_images``) to process into the folder
+    ``out``, leaving out those already under ``out`` (the results of an earlier run, when
+    ``out`` is inside ``root``)."""
+    files, inside = list_images(root), Path(out).resolve()
+    if inside == Path(root).resolve():  # folder_outputs refuses to overwrite the images
+        return files
+    return [f for f in files if inside not in f.resolve().parents]
+
+
 def folder_outputs(files: list[Path], root: Path, out: Path) -> list[Path]:
     """Where each of ``files`` (found under ``root``) is written: its path under ``root``, put
     under ``out`` with the suffix ``.png`` (sub-folders are kept). Two images that would write
-    one file (``a.jpg`` and ``a.png``; on some systems ``A.png`` and ``a.png``) are refused
-    before any work, so that neither result is lost."""
+    one file (``a.jpg`` and ``a.png``; on some systems ``A.png`` and ``a.png``), or a result
+    that would overwrite an image (``--out`` the input folder itself), are refused before any
+    work, so that nothing is lost."""
     targets = [out / f.relative_to(root).with_suffix(".png") for f in files]
+    inputs = {f.resolve() for f in files}
     seen: dict[str, Path] = {}
     for f, target in zip(files, targets, strict=True):
+        if target.resolve() in inputs:
+            raise PixelforgeError(
+                f"--out {out} would overwrite {target.relative_to(out)}, one of the images in "
+                f"{root}; write the results to another folder."
+            )
         key = str(target).casefold()
         if key in seen:
             raise PixelforgeError(
