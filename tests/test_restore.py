@@ -755,6 +755,10 @@ def test_a_folder_keeps_its_sub_folders_and_refuses_two_images_with_one_output(
         assert code == 0 and "wrote 2 images" in out, err
     assert not (folder / "results" / "results").exists()
     shutil.rmtree(folder / "results")
+    # one image, --out a folder yet to be made, named with a trailing slash: written into it
+    code, _, err = cli("upscale", folder / "a" / "x.png", "--model", sr_model, "--scale", 2,
+                       "--out", f"{tmp_path / 'new'}/")  # fmt: skip
+    assert code == 0 and (tmp_path / "new" / "x.png").is_file(), err
     Image.open(BUTTERFLY).convert("RGB").crop((0, 0, 8, 8)).save(folder / "a" / "x.jpg")
     code, _, err = cli(
         "upscale", folder, "--model", sr_model, "--scale", 2, "--out", tmp_path / "o2"

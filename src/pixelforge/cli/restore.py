@@ -10,8 +10,13 @@ import typer
 from rich.console import Console
 
 Source = Annotated[str, typer.Argument(help="An image, or a folder of images.")]
-Out = Annotated[
-    Path, typer.Option("--out", help="Output PNG (one image) or folder (a folder of images).")
+Out = Annotated[  # a string: a trailing "/" (a folder for one image's result) is kept
+    str,
+    typer.Option(
+        "--out",
+        help="Output PNG (one image; ending in / or an existing folder: written into it) or "
+        "folder (a folder of images).",
+    ),
 ]
 Model = Annotated[
     str | None,
@@ -31,7 +36,7 @@ Ensemble = Annotated[
 def _run(
     command: str,
     source: str,
-    out: Path,
+    out: str,
     model: str | None,
     tile: int,
     device: str,

@@ -35,8 +35,12 @@ def stylize(
         Path | None, typer.Argument(help="An image, or a folder of images.", show_default=False)
     ] = None,
     out_path: Annotated[
-        Path | None,
-        typer.Option("--out", help="Output PNG (one image) or folder (a folder of images)."),
+        str | None,
+        typer.Option(
+            "--out",
+            help="Output PNG (one image; ending in / or an existing folder: written into it) or "
+            "folder (a folder of images).",
+        ),
     ] = None,
     style: Annotated[
         list[str] | None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +184,9 @@ def apply_model(
 def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, Path]]:
     """``(input, output)`` paths for "IMAGE or FOLDER in, file or folder out".
 
-    A file writes ``out`` (``.png`` added when it has no suffix); a folder writes the same
-    relative names under ``out``, as ``.png`` (:func:`folder_outputs`).
+    A file writes ``out`` (``.png`` added when it has no suffix), or into ``out`` when that is a
+    folder or ends in ``/``; a folder writes the same relative names under ``out``, as ``.png``
+    (:func:`folder_outputs`).
     """
     src, dst = Path(source), Path(out)
     if src.is_dir():
@@ -196,7 +198,7 @@ def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, 
         return list(zip(files, folder_outputs(files, src, dst), strict=True))
     if not src.exists():
         raise PixelforgeError(f"{src} does not exist; give an image file or a folder of images.")
-    if dst.is_dir():
+    if dst.is_dir() or str(out).endswith(("/", os.sep)):
         return [(src, dst / f"{src.stem}.png")]
     return [(src, png_output(dst))]
 
