@@ -181,16 +181,18 @@ def apply_model(
     return out.clamp(0, 1)
 
 
-def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, Path]]:
+def input_output_pairs(
+    source: str | Path, out: str | Path, skip: tuple[Path, ...] = ()
+) -> list[tuple[Path, Path]]:
     """``(input, output)`` paths for "IMAGE or FOLDER in, file or folder out".
 
     A file writes ``out`` (``.png`` added when it has no suffix), or into ``out`` when that is a
     folder or ends in ``/``; a folder writes the same relative names under ``out``, as ``.png``
-    (:func:`folder_outputs`).
+    (:func:`folder_outputs`), leaving out images under ``out`` or the ``skip`` folders.
     """
     src, dst = Path(source), Path(out)
     if src.is_dir():
-        files = folder_images(src, dst)
+        files = folder_images(src, dst, *skip)
         if not files:
             raise PixelforgeError(f"{src} holds no images (PNG, JPEG, WebP, BMP or TIFF).")
         if dst.exists() and not dst.is_dir():
@@ -203,14 +205,14 @@ def input_output_pairs(source: str | Path, out: str | Path) -> list[tuple[Path, 
     return [(src, png_output(dst))]
 
 
-def folder_images(root: Path, out: Path) -> list[Path]:
+def folder_images(root: Path, out: Path, *skip: Path) -> list[Path]:
     """The images under ``root`` (``io.images.list_images``) to process into the folder
-    ``out``, leaving out those already under ``out`` (the results of an earlier run, when
-    ``out`` is inside ``root``)."""
-    files, inside = list_images(root), Path(out).resolve()
-    if inside == Path(root).resolve():  # folder_outputs refuses to overwrite the images
-        return files
-    return [f for f in files if inside not in f.resolve().parents]
+    ``out``, leaving out those under ``out`` (the results of an earlier run, when ``out`` is
+    inside ``root``) or under a ``skip`` folder (inpainting masks kept beside the images).
+    ``root`` itself is never left out: folder_outputs refuses to overwrite its images."""
+    top = Path(root).resolve()
+    inside = {p for p in (Path(f).resolve() for f in (out, *skip)) if p != top}
+    return [f for f in list_images(root) if inside.isdisjoint(f.resolve().parents)]
 
 
 def folder_outputs(files: list[Path], root: Path, out: Path) -> list[Path]:

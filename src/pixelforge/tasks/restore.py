@@ -267,15 +267,14 @@ def run_command(
         raise ConfigError(f"--tile must be at least 16 pixels, got {tile}.")
     m = load_for(command, model, scale=scale, device=device)
     name = model or default_model(command, scale)
-    pairs = input_output_pairs(source, out)
-    if mask is not None and Path(mask).is_dir() and Path(source).is_dir():
-        inside = Path(mask).resolve()  # masks kept in a sub-folder of the images are not images
-        pairs = [(s, d) for s, d in pairs if inside not in s.resolve().parents]
-        if not pairs:
-            raise ConfigError(
-                f"{source} holds no images outside the mask folder {mask}; keep the masks in a "
-                "folder of their own, named as the images."
-            )
+    mask_folder = Path(mask) if mask is not None and Path(mask).is_dir() else None
+    if mask_folder is not None and mask_folder.resolve() == Path(source).resolve():
+        raise ConfigError(
+            f"{source} holds no images outside the mask folder {mask}; keep the masks in a "
+            "folder of their own, named as the images."
+        )
+    # masks kept in a sub-folder of the images are not images to fill
+    pairs = input_output_pairs(source, out, skip=() if mask_folder is None else (mask_folder,))
     masks = mask_files([src for src, _ in pairs], source, mask)
     mode = "RGB" if command in FLATTENS_ALPHA else "RGBA"  # an opaque file's alpha is dropped
     written: list[Path] = []
