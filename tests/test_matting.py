@@ -206,6 +206,66 @@ def test_composite_writes_an_rgb_image_of_the_foreground_size(tiny_model, tmp_pa
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), rgba[:, :, :3])
 
 
+def test_remove_bg_keeps_what_is_already_transparent(tiny_model, tmp_path, cli):
+    rng = np.random.default_rng(2)
+    rgba = rng.integers(0, 255, (24, 32, 4), dtype=np.uint8)
+    rgba[:, :16, 3] = 0  # an image that is already a cutout on its left half
+    rgba[:, 16:, 3] = 255
+    src = _write(tmp_path / "cut-before.png", rgba)
+    code, _, err = cli("remove-bg", src, "--out", tmp_path / "again.png", "--model", tiny_model)
+    assert code == 0, err
+    out = np.asarray(Image.open(tmp_path / "again.png"))
+    assert (out[:, :16, 3] == 0).all()  # it was transparent, and stays so
+    assert np.array_equal(out[:, :, :3], rgba[:, :, :3])  # straight colours kept, not over white
+
+
+def test_composite_blends_alpha_fg_and_bg_in_srgb_values(tmp_path, cli):
+    """out = alpha * FG + (1 - alpha) * BG on the 8-bit sRGB values, rounded, for a soft matte
+    given as a grey --alpha or as FG's own alpha channel alike; the background is fitted by
+    scaling to cover FG and centre-cropping."""
+    from pixelforge.restoration.composites import cover_resize
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    matte = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    bg_pixels = rng.integers(0, 255, (50, 40, 3), dtype=np.uint8)  # another size and aspect
+    fg = _write(tmp_path / "fg.png", rgb)
+    own = _write(tmp_path / "own.png", np.dstack([rgb, matte]))
+    bg = _write(tmp_path / "bg.png", bg_pixels)
+    a = matte[:, :, None] / 255.0
+    fitted = cover_resize(bg_pixels, 20, 30)
+    expected = np.rint(a * rgb + (1 - a) * fitted).astype(np.uint8)
+    for source, extra in ((fg, ["--alpha", _write(tmp_path / "a.png", matte)]), (own, [])):
+        code, _, err = cli(
+            "composite", source, "--background", bg, "--out", tmp_path / "c.png", *extra
+        )
+        assert code == 0, err
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "c.png")), expected)
+
+
+def test_composite_alpha_file_rules(tmp_path, cli):
+    """--alpha as a cutout (RGBA) gives its alpha channel; a colour photo is refused."""
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    fg = _write(tmp_path / "fg.png", rgb)
+    bg = _write(tmp_path / "bg.png", np.zeros((16, 16, 3), np.uint8))
+    cut = np.dstack([rgb, np.zeros((16, 16), np.uint8)])
+    cut[:, 8:, 3] = 255  # a cutout of the right half, as remove-bg writes one
+    code, _, err = cli(
+        "composite", fg, "--background", bg, "--out", tmp_path / "c.png",
+        "--alpha", _write(tmp_path / "cut.png", cut),
+    )  # fmt: skip
+    assert code == 0, err
+    result = np.asarray(Image.open(tmp_path / "c.png"))
+    assert (result[:, :8] == 0).all() and np.array_equal(result[:, 8:], rgb[:, 8:])
+    code, _, err = cli(
+        "composite", fg, "--background", bg, "--out", tmp_path / "d.png",
+        "--alpha", _write(tmp_path / "photo.png", rgb),
+    )  # fmt: skip
+    _one_error_line(code, err)
+    assert "colour" in err and not (tmp_path / "d.png").exists()
+
+
 def _one_error_line(code, err):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
@@ -240,6 +300,13 @@ def test_bad_inputs_exit_2_with_one_error_line(tiny_model, tmp_path, cli):
     code, _, err = cli("composite", fg, "--background", fg, "--out", tmp_path / "c.jpg")
     _one_error_line(code, err)
     assert "c.png" in err and not (tmp_path / "c.jpg").exists()
+    # a folder written into a file
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _write(folder / "x.png", np.zeros((8, 8, 3), np.uint8))
+    code, _, err = cli("remove-bg", folder, "--out", fg, "--model", tiny_model)
+    _one_error_line(code, err)
+    assert "must be a folder" in err
 
 
 def test_without_a_shipped_model_remove_bg_says_how_to_get_one(tmp_path, cli, monkeypatch):

@@ -1,6 +1,5 @@
 """`pixelforge remove-bg` and `pixelforge composite`: argument parsing for background removal
-(work: :meth:`pixelforge.models.matting.MattingNet.predict_alpha` and
-:mod:`pixelforge.restoration.composites`)."""
+(work: :mod:`pixelforge.tasks.matting` and :mod:`pixelforge.restoration.composites`)."""
 
 from __future__ import annotations
 
@@ -11,37 +10,15 @@ import typer
 from rich.console import Console
 
 from pixelforge.cli.options import set_threads
-from pixelforge.errors import ConfigError, DataError, ImageReadError, PixelforgeError
-
-DEFAULT_MODEL = "matting"
+from pixelforge.errors import DataError, ImageReadError
 
 
 def _load_matting(spec: str | None, device: str) -> Any:
     """The matting model MODEL names (default: the shipped one), on ``device``."""
-    from pixelforge.hub import load, shipped_models
+    from pixelforge.tasks.matting import load_matting
     from pixelforge.training.trainer import resolve_device
 
-    if spec is None:
-        if DEFAULT_MODEL not in shipped_models():
-            raise PixelforgeError(
-                f"this pixelforge ships no '{DEFAULT_MODEL}' model yet: train one with "
-                "`pixelforge train matting --data composites --out runs/matting` and pass "
-                "--model runs/matting."
-            )
-        spec = DEFAULT_MODEL
-    model = load(spec, device=resolve_device(device))
-    if getattr(model, "family", None) != "matting":
-        raise ConfigError(
-            f"--model {spec} is a {getattr(model, 'family', '?')} model, not a matting model; "
-            "give a model trained with `pixelforge train matting`."
-        )
-    return model
-
-
-def _as_tensor(pixels: Any) -> Any:
-    import torch
-
-    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
+    return load_matting(spec, resolve_device(device))
 
 
 def _provenance(model: Any, kind: str, source: Path, command: str) -> dict[str, Any]:
@@ -73,9 +50,8 @@ def remove_bg(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
 ) -> None:
-    """Cut out the main object: write RGBA PNGs whose alpha is the model's matte."""
-    import numpy as np
-
+    """Cut out the main object: write RGBA PNGs whose alpha is the model's matte (times the
+    image's own alpha: what is already transparent stays so)."""
     from pixelforge.io.images import read_image, write_png
     from pixelforge.tasks.image2image import (
         folder_failures,
@@ -83,9 +59,14 @@ def remove_bg(
         folder_outputs,
         png_output,
     )
+    from pixelforge.tasks.matting import DEFAULT_MODEL, cutout
 
     set_threads(threads)
     if image_or_folder.is_dir():
+        if out_path.exists() and not out_path.is_dir():
+            raise DataError(
+                f"{image_or_folder} is a folder, so --out must be a folder; {out_path} is a file."
+            )
         files = folder_images(image_or_folder, out_path)
         if not files:
             raise DataError(
@@ -94,6 +75,8 @@ def remove_bg(
         targets = folder_outputs(files, image_or_folder, out_path)
     elif image_or_folder.is_file():
         files = [image_or_folder]
+        if out_path.is_file() and not out_path.suffix:
+            raise DataError(f"--out {out_path} is a file; give a .png name or a folder.")
         if out_path.is_dir() or not out_path.suffix:
             targets = [out_path / f"{image_or_folder.stem}.png"]
         else:
@@ -101,17 +84,16 @@ def remove_bg(
     else:
         raise DataError(f"{image_or_folder}: no such file or folder.")
     if len(files) == 1:  # fail on an unreadable single image before loading the model
-        first = read_image(files[0], mode="RGB")
+        first = read_image(files[0], mode="RGBA")
     net = _load_matting(model, device)
     failed: list[tuple[Path, str]] = []
     for f, target in zip(files, targets, strict=True):
         try:
-            pixels = first if len(files) == 1 else read_image(f, mode="RGB")
+            pixels = first if len(files) == 1 else read_image(f, mode="RGBA")
         except ImageReadError as exc:
             failed.append((f, str(exc)))
             continue
-        alpha = net.predict_alpha(_as_tensor(pixels))
-        rgba = np.dstack([pixels, np.rint(alpha.numpy() * 255).astype(np.uint8)])
+        rgba = cutout(net, pixels)
         command = f"pixelforge remove-bg {f.name} --model {model or DEFAULT_MODEL}"
         write_png(target, rgba, _provenance(net, "cutout", f, command))
     console = Console(highlight=False, soft_wrap=True)
@@ -134,7 +116,10 @@ def composite(
     ] = None,
     alpha: Annotated[
         Path | None,
-        typer.Option(help="FG's alpha as a grey image of FG's size (white = object)."),
+        typer.Option(
+            help="FG's alpha as a grey image of FG's size (white = object), or an image whose "
+            "alpha channel is the matte (a cutout)."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
@@ -145,6 +130,7 @@ def composite(
     from pixelforge.io.images import read_image, write_png
     from pixelforge.restoration.composites import composite_over, cover_resize
     from pixelforge.tasks.image2image import png_output
+    from pixelforge.tasks.matting import DEFAULT_MODEL, predict_matte, read_matte
 
     out_path = png_output(out_path)
     set_threads(threads)
@@ -153,25 +139,26 @@ def composite(
     h, w = rgba.shape[:2]
     rgb = rgba[:, :, :3]
     net = None
+    command = f"pixelforge composite {foreground.name} --background {background.name}"
     if alpha is not None:
-        matte = read_image(alpha, mode="L")[:, :, 0]
-        if matte.shape != (h, w):
+        a = read_matte(alpha)
+        if a.shape != (h, w):
             raise DataError(
-                f"--alpha {alpha} is {matte.shape[1]}x{matte.shape[0]} but {foreground} is "
+                f"--alpha {alpha} is {a.shape[1]}x{a.shape[0]} but {foreground} is "
                 f"{w}x{h}; give an alpha of the same size."
             )
-        a = matte / 255.0
         origin = f"--alpha {alpha.name}"
+        command += f" --alpha {alpha.name}"
     elif rgba[:, :, 3].min() < 255:
         a = rgba[:, :, 3] / 255.0
         # straight alpha: the colour of transparent pixels is undefined, the blend ignores it
         origin = "the foreground's own alpha channel"
     else:
         net = _load_matting(model, device)
-        a = net.predict_alpha(_as_tensor(rgb)).numpy()
+        a = predict_matte(net, rgb)
         origin = f"matting model {model or DEFAULT_MODEL}"
+        command += f" --model {model or DEFAULT_MODEL}"
     out = composite_over(rgb, a, cover_resize(bg, h, w))
-    command = f"pixelforge composite {foreground.name} --background {background.name}"
     meta: dict[str, Any] = {
         "kind": "composite",
         "foreground": foreground.name,

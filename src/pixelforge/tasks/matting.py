@@ -1,0 +1,122 @@
+"""Background removal with a matting model: the work behind ``pixelforge remove-bg``,
+``pixelforge composite``, ``pixelforge eval matting`` and :func:`pixelforge.remove_bg`.
+
+A matte file (``composite --alpha``, the B/ side of evaluation pairs) is read by one rule
+(:func:`matte_of`): an image whose alpha channel is in use gives that channel (a cutout, or a
+mask painted on a transparent layer); otherwise the image must be grey, white = object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixelforge.errors import ConfigError, DataError, PixelforgeError
+from pixelforge.io.images import image_array, read_image
+from pixelforge.metrics.result import MetricResult
+
+DEFAULT_MODEL = "matting"
+#: Mean spread between a pixel's largest and smallest channel (0-255) above which a matte file
+#: is a colour image; a grey matte saved as a colour JPEG stays far below it (chroma rounding).
+COLOUR_SPREAD = 4.0
+
+
+def load_matting(model: Any = None, device: Any = "cpu") -> Any:
+    """The matting model ``model`` names (a loaded model, a model dir, run dir or shipped
+    name; None: the shipped ``matting``), on ``device``."""
+    from pixelforge.hub import load, shipped_models
+
+    if model is not None and not isinstance(model, str | Path):
+        found, name = model, "the model"
+    else:
+        if model is None and DEFAULT_MODEL not in shipped_models():
+            raise PixelforgeError(
+                f"this pixelforge ships no '{DEFAULT_MODEL}' model yet: train one with "
+                "`pixelforge train matting --data composites --out runs/matting` and pass "
+                "--model runs/matting."
+            )
+        name = f"--model {model or DEFAULT_MODEL}"
+        found = load(model or DEFAULT_MODEL, device=device)
+    if getattr(found, "family", None) != "matting":
+        raise ConfigError(
+            f"{name} is a {getattr(found, 'family', '?')} model, not a matting model; "
+            "give a model trained with `pixelforge train matting`."
+        )
+    return found
+
+
+def predict_matte(model: Any, rgb: np.ndarray) -> np.ndarray:
+    """The model's alpha (H x W float in [0, 1]) for an H x W x 3 uint8 image."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+    alpha: torch.Tensor = model.predict_alpha(x)
+    return alpha.numpy()
+
+
+def cutout(model: Any, rgba: np.ndarray) -> np.ndarray:
+    """An H x W x 4 uint8 image (straight alpha) -> its cutout, H x W x 4 uint8: the same
+    colours, alpha = the model's matte times the image's own alpha, so pixels that were
+    already transparent stay so. The model sees the image over white, as the reader flattens
+    transparency."""
+    flat = image_array(rgba, mode="RGB")
+    alpha = predict_matte(model, flat) * (rgba[:, :, 3] / 255.0)
+    return np.dstack([rgba[:, :, :3], np.rint(alpha * 255).astype(np.uint8)])
+
+
+def matte_of(rgba: np.ndarray, name: str) -> np.ndarray:
+    """A matte image read as H x W x 4 uint8 -> alpha H x W float in [0, 1] (module rule)."""
+    if rgba[:, :, 3].min() < 255:
+        return rgba[:, :, 3] / 255.0
+    rgb = rgba[:, :, :3].astype(np.int16)
+    if float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) > COLOUR_SPREAD:
+        raise DataError(
+            f"{name} is a colour image; an alpha matte is a grey image (white = object, black = "
+            "background) or an image whose alpha channel is the matte."
+        )
+    return rgb.mean(axis=2) / 255.0
+
+
+def read_matte(path: Path) -> np.ndarray:
+    """A matte file as H x W float in [0, 1] (:func:`matte_of`)."""
+    return matte_of(read_image(path, mode="RGBA"), str(path))
+
+
+def evaluate_pairs(model: Any, folder: Path, *, name: str) -> list[MetricResult]:
+    """IoU, SAD and MSE of ``model``'s mattes on the pairs of ``folder`` (``A/`` images, ``B/``
+    true mattes, paired by file name as ``pixelforge eval psnr`` pairs them), each image at
+    its own size and through the model's own inference path, as remove-bg runs it. Means over
+    images, with their standard deviation."""
+    from pixelforge.metrics.matting import matting_metrics
+    from pixelforge.tasks.evaluate import _image_pairs
+
+    root = Path(folder)
+    if not (root / "A").is_dir() or not (root / "B").is_dir():
+        raise DataError(
+            f"{root} needs sub-folders A/ (images) and B/ (their true alpha mattes, same file "
+            "names), as `pixelforge train matting --data paired:PATH` reads them."
+        )
+    rows = []
+    for image_path, matte_path in _image_pairs(root / "A", root / "B"):
+        rgb = read_image(image_path, mode="RGB")
+        true = read_matte(matte_path)
+        if true.shape != rgb.shape[:2]:
+            raise DataError(
+                f"{matte_path} is {true.shape[1]}x{true.shape[0]} but {image_path} is "
+                f"{rgb.shape[1]}x{rgb.shape[0]}; a matte has its image's size."
+            )
+        rows.append(matting_metrics(predict_matte(model, rgb), true))
+    protocol = {
+        "model": name,
+        "model_sha256": getattr(model, "model_sha256", None),
+        "data": str(root),
+        "iou_threshold": 0.5,
+        "sad": "sum of |alpha error| / 1000 at each image's own size",
+    }
+    out = []
+    for key in ("iou", "sad", "mse"):
+        values = np.array([r[key] for r in rows])
+        std = float(values.std()) if len(values) > 1 else None
+        out.append(MetricResult(key, float(values.mean()), std, len(rows), len(rows), protocol))
+    return out
