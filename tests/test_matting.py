@@ -147,6 +147,31 @@ def test_unpaired_data_is_refused_with_a_clear_error(tmp_path):
         Trainer(spec, tmp_path, progress=False).fit()
 
 
+@pytest.mark.parametrize(
+    "store, message",
+    [
+        ("cutout", "colour"),  # B/ holds RGBA cutouts: their colours, flattened over white
+        ("zero-one", "0 and 1"),  # 0/1 masks saved as 8-bit PNGs
+        ("transparency", "white everywhere"),  # white painted on a transparent layer
+    ],
+)
+def test_mattes_that_the_pair_reader_cannot_read_as_alpha_are_refused(
+    pairs, tmp_path, store, message
+):
+    for path in sorted((pairs / "B").iterdir()):
+        alpha = np.asarray(Image.open(path))
+        image = np.asarray(Image.open(pairs / "A" / path.name))
+        if store == "cutout":
+            Image.fromarray(np.dstack([image, alpha])).save(path)
+        elif store == "zero-one":
+            Image.fromarray((alpha > 127).astype(np.uint8)).save(path)
+        else:
+            Image.fromarray(np.dstack([np.full_like(alpha, 255), alpha]), "LA").save(path)
+    spec = tiny_spec("matting", tmp_path / "run", dataset=f"paired:{pairs}")
+    with pytest.raises(DataError, match=message):
+        Trainer(spec, tmp_path / "run", progress=False).fit()
+
+
 # ------------------------------------------------------------------------------ CLI
 @pytest.fixture
 def tiny_model(tmp_path):

@@ -9,6 +9,10 @@ Data: paired data, A = image and B = its alpha (grey; only B's first channel is 
   (same file names), e.g. written by :func:`pixelforge.restoration.composites.write_composites`
   or exported from a photo editor.
 
+B sides that cannot be mattes are refused before the first step (:func:`check_mattes`): colour
+images (a cutout's colours: the paired reader flattens transparency over white), mattes that
+are white everywhere (a matte stored only as transparency), and 0/1 masks saved as 8 bits.
+
 Both reach the task through the trainer's ordinary dataset, so data order, resume and
 multi-process splits are the trainer's. The step mirrors image and alpha together (a random
 horizontal flip drawn from the step's generator) and minimises
@@ -88,6 +92,38 @@ def laplacian_loss(
     return total
 
 
+def check_mattes(mattes: torch.Tensor) -> None:
+    """Raise :class:`DataError` unless ``mattes`` (the B side as read, uint8 N x C x H x W) can
+    be alpha mattes: grey, not white everywhere, not a 0/1 mask saved in 8 bits."""
+    from pixelforge.tasks.matting import COLOUR_SPREAD
+
+    how = (
+        "Save each matte in B/ as a grey PNG, 0 = background to 255 = object (a cutout's "
+        "alpha channel, or a 0/1 mask times 255)."
+    )
+    colour = 0
+    for chunk in mattes.split(256):
+        if chunk.shape[1] > 1:
+            spread = chunk.amax(dim=1).float() - chunk.amin(dim=1).float()
+            colour += int((spread.mean(dim=(1, 2)) > COLOUR_SPREAD).sum())
+    if colour:
+        raise DataError(
+            f"{colour} of {len(mattes)} mattes (B/) are colour images, not alpha mattes; "
+            f"transparency is not read from B/ (it is flattened over white). {how}"
+        )
+    top = int(mattes.max()) if mattes.numel() else 0
+    if top == 1:
+        raise DataError(
+            f"the mattes (B/) hold only the values 0 and 1 of 0-255: a 0/1 mask saved in 8 "
+            f"bits reads as (almost) all background. {how}"
+        )
+    if mattes.numel() and int(mattes.min()) == 255:
+        raise DataError(
+            "every matte (B/) is white everywhere: no pixel is background. A matte stored only "
+            f"as transparency is flattened over white when B/ is read. {how}"
+        )
+
+
 class MattingTask(TrainTask):
     """Trains the matting U-Net (module ``net``, EMA copy ``net_ema``; optimizer ``net``)."""
 
@@ -103,6 +139,12 @@ class MattingTask(TrainTask):
             )
         }
         self._preview: tuple[torch.Tensor, int] | None = None
+
+    def attach_data(self, dataset: Any) -> None:
+        """Refuse a B side that cannot be alpha mattes before any step is spent on it."""
+        mattes = getattr(dataset, "images_b", None)
+        if isinstance(mattes, torch.Tensor):
+            check_mattes(mattes)
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext
