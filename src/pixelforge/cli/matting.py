@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pixelforge.cli.evaluate import AsJson, _report
 from pixelforge.cli.options import set_threads
 from pixelforge.errors import DataError, ImageReadError
 
@@ -176,4 +177,27 @@ def composite(
     )
 
 
-__all__ = ["composite", "remove_bg"]
+def eval_matting(
+    model: Annotated[str, typer.Argument(help="Matting model dir, run dir or shipped name.")],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Held-out pairs: a folder with A/ (images) and B/ (true alpha mattes, same "
+            "file names), as train matting's paired:PATH."
+        ),
+    ],
+    as_json: AsJson = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+) -> None:
+    """Alpha IoU (at 0.5), SAD (sum of |error| / 1000) and MSE of MODEL's mattes on held-out
+    pairs, each image at its own size, as remove-bg runs it (mean and std over images)."""
+    from pixelforge.tasks.matting import evaluate_pairs
+
+    set_threads(threads)
+    folder = Path(data.removeprefix("paired:"))
+    net = _load_matting(model, device)
+    _report(evaluate_pairs(net, folder, name=model), as_json)
+
+
+__all__ = ["composite", "eval_matting", "remove_bg"]

@@ -38,7 +38,7 @@ def load_matting(model: Any = None, device: Any = "cpu") -> Any:
                 "`pixelforge train matting --data composites --out runs/matting` and pass "
                 "--model runs/matting."
             )
-        name = f"--model {model or DEFAULT_MODEL}"
+        name = str(model or DEFAULT_MODEL)
         found = load(model or DEFAULT_MODEL, device=device)
     if getattr(found, "family", None) != "matting":
         raise ConfigError(
