@@ -20,7 +20,7 @@ from pixelforge.cli.convert import export_app, import_app
 from pixelforge.cli.dip import dip
 from pixelforge.cli.evaluate import eval_app
 from pixelforge.cli.latent import latent_app
-from pixelforge.cli.matting import composite, remove_bg
+from pixelforge.cli.matting import composite, eval_matting, remove_bg
 from pixelforge.cli.nerf import nerf_app
 from pixelforge.cli.options import set_threads
 from pixelforge.cli.restore import register as register_restore
@@ -46,6 +46,7 @@ weights_app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
+eval_app.command("matting")(eval_matting)
 app.add_typer(eval_app, name="eval")
 app.add_typer(latent_app, name="latent")
 app.add_typer(export_app, name="export")
