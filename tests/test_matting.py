@@ -291,6 +291,23 @@ def test_composite_alpha_file_rules(tmp_path, cli):
     assert "colour" in err and not (tmp_path / "d.png").exists()
 
 
+def test_eval_matting_reports_the_metrics_of_the_model_on_held_out_pairs(tiny_model, pairs, cli):
+    import json
+
+    code, out, err = cli("eval", "matting", tiny_model, f"paired:{pairs}", "--json")
+    assert code == 0, err
+    got = {row["metric"]: row for row in json.loads(out)}
+    model = hub.load(tiny_model)
+    rows = []
+    for image in sorted((pairs / "A").iterdir()):
+        x = torch.from_numpy(np.array(Image.open(image))).permute(2, 0, 1) / 255.0
+        true = np.asarray(Image.open(pairs / "B" / image.name)) / 255.0
+        rows.append(matting_metrics(model.predict_alpha(x), true))
+    for key in ("iou", "sad", "mse"):
+        assert got[key]["value"] == pytest.approx(np.mean([r[key] for r in rows]))
+        assert got[key]["n_fake"] == len(rows)
+
+
 def _one_error_line(code, err):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
