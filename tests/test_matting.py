@@ -308,6 +308,24 @@ def test_eval_matting_reports_the_metrics_of_the_model_on_held_out_pairs(tiny_mo
         assert got[key]["n_fake"] == len(rows)
 
 
+def test_python_remove_bg_gives_the_cutout_the_command_writes(tiny_model, tmp_path, cli):
+    import pixelforge
+
+    rng = np.random.default_rng(5)
+    rgba = rng.integers(0, 255, (20, 28, 4), dtype=np.uint8)
+    rgba[:5, :, 3] = 0
+    src = _write(tmp_path / "in.png", rgba)
+    code, _, err = cli("remove-bg", src, "--out", tmp_path / "cut.png", "--model", tiny_model)
+    assert code == 0, err
+    written = np.asarray(Image.open(tmp_path / "cut.png"))
+    got = pixelforge.remove_bg(src, model=tiny_model)
+    assert got.shape == (4, 20, 28)
+    assert np.array_equal(np.rint(got.permute(1, 2, 0).numpy() * 255), written)
+    rgb = torch.from_numpy(rgba[:, :, :3].copy()).permute(2, 0, 1) / 255.0
+    opaque = pixelforge.remove_bg(rgb, model=hub.load(tiny_model))  # a tensor, a loaded model
+    assert opaque.shape == (4, 20, 28) and torch.allclose(opaque[:3], rgb, atol=1e-6)
+
+
 def _one_error_line(code, err):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err

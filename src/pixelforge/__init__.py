@@ -5,7 +5,7 @@
 >>> images = model.sample(16, seed=0)               # N x C x H x W floats in [0, 1]
 """
 
-from pixelforge.api import list_models, restore, train
+from pixelforge.api import list_models, remove_bg, restore, train
 from pixelforge.errors import PixelforgeError
 from pixelforge.hub import load, save_model
 from pixelforge.version import __version__
@@ -15,6 +15,7 @@ __all__ = [
     "__version__",
     "list_models",
     "load",
+    "remove_bg",
     "restore",
     "save_model",
     "stylize",

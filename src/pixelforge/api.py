@@ -72,6 +72,23 @@ def restore(
     return restore_image(command, image, model=model, scale=scale, mask=mask, **options)
 
 
+def remove_bg(image: Any, *, model: Any = None) -> Any:
+    """The cutout of ``image``, as `pixelforge remove-bg`: a 4 x H x W float tensor in [0, 1],
+    the image's colours with alpha = the matting model's matte times the image's own alpha.
+    ``image`` is taken as by :func:`restore`; ``model`` is a loaded matting model, a MODEL spec
+    or None for the shipped ``matting``."""
+    import torch
+
+    from pixelforge.tasks.image2image import as_image_tensor
+    from pixelforge.tasks.matting import cutout, load_matting
+
+    x = as_image_tensor(image, mode="RGBA")
+    if x.shape[0] in (1, 3):  # a grey or RGB tensor: opaque
+        x = torch.cat([x.expand(3, -1, -1), torch.ones_like(x[:1])])
+    pixels = (x * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return torch.from_numpy(cutout(load_matting(model), pixels)).permute(2, 0, 1).float() / 255
+
+
 def list_models() -> list[str]:
     """Names of the model families pixelforge can train."""
     from pixelforge.registry import list_families
