@@ -289,6 +289,12 @@ def test_composite_alpha_file_rules(tmp_path, cli):
     )  # fmt: skip
     _one_error_line(code, err)
     assert "colour" in err and not (tmp_path / "d.png").exists()
+    code, _, err = cli(
+        "composite", fg, "--background", bg, "--out", tmp_path / "d.png",
+        "--alpha", _write(tmp_path / "zero-one.png", (cut[:, :, 3] > 0).astype(np.uint8)),
+    )  # fmt: skip
+    _one_error_line(code, err)
+    assert "0 and 1" in err and not (tmp_path / "d.png").exists()
 
 
 def test_eval_matting_reports_the_metrics_of_the_model_on_held_out_pairs(tiny_model, pairs, cli):

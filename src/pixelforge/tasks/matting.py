@@ -68,14 +68,21 @@ def cutout(model: Any, rgba: np.ndarray) -> np.ndarray:
 def matte_of(rgba: np.ndarray, name: str) -> np.ndarray:
     """A matte image read as H x W x 4 uint8 -> alpha H x W float in [0, 1] (module rule)."""
     if rgba[:, :, 3].min() < 255:
-        return rgba[:, :, 3] / 255.0
-    rgb = rgba[:, :, :3].astype(np.int16)
-    if float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) > COLOUR_SPREAD:
+        matte = rgba[:, :, 3]
+    else:
+        rgb = rgba[:, :, :3].astype(np.int16)
+        if float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) > COLOUR_SPREAD:
+            raise DataError(
+                f"{name} is a colour image; an alpha matte is a grey image (white = object, "
+                "black = background) or an image whose alpha channel is the matte."
+            )
+        matte = rgb.mean(axis=2)
+    if matte.max() == 1:
         raise DataError(
-            f"{name} is a colour image; an alpha matte is a grey image (white = object, black = "
-            "background) or an image whose alpha channel is the matte."
+            f"{name} holds only the values 0 and 1 of 0-255: a 0/1 mask saved in 8 bits reads "
+            "as (almost) all background. Save it times 255 (white = object)."
         )
-    return rgb.mean(axis=2) / 255.0
+    return matte / 255.0
 
 
 def read_matte(path: Path) -> np.ndarray:
