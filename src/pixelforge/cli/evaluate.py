@@ -15,7 +15,7 @@ from rich.text import Text
 from pixelforge.errors import ConfigError, PixelforgeError
 
 eval_app = typer.Typer(
-    help="Metrics: FID, KID, IS, precision/recall, PSNR, SSIM, LPIPS, memorisation.",
+    help="Metrics: FID, KID, IS, precision/recall, PSNR, SSIM, LPIPS, memorisation, matting.",
     no_args_is_help=True,
 )
 
