@@ -88,7 +88,13 @@ def _run(
 def upscale(
     source: Source,
     out: Out,
-    scale: Annotated[int, typer.Option(help="Enlargement factor: 2 or 4 (shipped models).")] = 4,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            help="Enlargement factor: 2 or 4 for the shipped models (default 4); with --model, "
+            "the model's own scale by default."
+        ),
+    ] = None,
     model: Model = None,
     tile: Tile = 512,
     device: Device = "auto",
