@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Mapping
 from importlib import resources
@@ -146,9 +147,18 @@ def read_pickled_weights(
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
+        # torch's own message runs over many lines of advice about weights_only=False, which is
+        # never taken here: name the pickled class (a whole model saved), else the error type
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        why = (
+            f"it pickles a {found.group(1)} object, not only tensors: save the model's "
+            "state_dict() instead"
+            if found
+            else f"it is not a torch.save file of tensors ({type(exc).__name__})"
+        )
         raise ModelLoadError(
-            f"{p} could not be read as a plain state dict ({type(exc).__name__}: {exc}). Only "
-            "tensors and plain containers are accepted."
+            f"{p} could not be read as a plain state dict: {why}. Only tensors and plain "
+            "containers are accepted."
         ) from None
     return _flatten_state(obj, p)
 
