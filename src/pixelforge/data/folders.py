@@ -5,8 +5,10 @@
                    sit directly in PATH; otherwise the set is unlabelled.
 ``paired:PATH``    pix2pix layout, read from ``PATH/train`` when that folder exists, else PATH:
                    either sub-folders ``A/`` and ``B/`` whose files pair up by name (extension
-                   ignored), or images holding A and B side by side (about twice as wide as tall;
-                   the left half is A, the right half B).
+                   ignored; ``A/train`` and ``B/train`` when both exist), or images holding A and
+                   B side by side (about twice as wide as tall; the left half is A, the right half
+                   B). A PATH with ``val/`` or ``test/`` but no ``train/`` is refused: name the
+                   split to read (``paired:PATH/val``).
 ``unpaired:PATH``  CycleGAN layout: ``PATH/trainA`` and ``PATH/trainB`` (or ``PATH/A`` and
                    ``PATH/B``). The two sides may differ in length. For the test split, point at a
                    folder whose ``A``/``B`` (or ``trainA``/``trainB``) are the test images.
@@ -96,14 +98,21 @@ def folder_layout(root: Path, spec: str) -> tuple[list[Path], list[int] | None, 
     return ordered, labels, class_names
 
 
-def paired_root(root: Path) -> Path:
-    """``root/train`` when it exists, else ``root``."""
-    return root / "train" if (root / "train").is_dir() else root
+#: Split folders of the pix2pix datasets (facades/train, val, test); training reads train.
+SPLITS = ("train", "val", "test")
 
 
-def paired_layout(root: Path, spec: str) -> tuple[list[Path], list[Path] | None]:
-    """``(files_a, files_b)`` for A/B sub-folders, or ``(side_by_side_files, None)``."""
-    root = paired_root(root)
+def paired_dirs(root: Path, spec: str) -> tuple[Path, Path | None, Path | None]:
+    """``(folder, A folder, B folder)`` of paired data, the A/B folders None for side-by-side
+    images: ``root/train`` when it exists, else ``root``; its ``A/train`` and ``B/train`` when
+    both exist (the layout the pix2pix authors' script combines into side-by-side images)."""
+    splits = [name for name in SPLITS if (root / name).is_dir()]
+    if splits and "train" not in splits:  # never train on the held-out images by accident
+        raise DataError(
+            f"{root} has {' and '.join(f'{name}/' for name in splits)} but no train/, the split "
+            f"training reads; to use that split, name it: paired:{root / splits[0]}."
+        )
+    root = root / "train" if splits else root
     a_dir, b_dir = root / "A", root / "B"
     if a_dir.is_dir() != b_dir.is_dir():
         have, missing = ("A", "B") if a_dir.is_dir() else ("B", "A")
@@ -112,6 +121,16 @@ def paired_layout(root: Path, spec: str) -> tuple[list[Path], list[Path] | None]
             "B/ with matching file names, or images holding A and B side by side."
         )
     if not a_dir.is_dir():
+        return root, None, None
+    if (a_dir / "train").is_dir() and (b_dir / "train").is_dir():
+        a_dir, b_dir = a_dir / "train", b_dir / "train"
+    return root, a_dir, b_dir
+
+
+def paired_layout(root: Path, spec: str) -> tuple[list[Path], list[Path] | None]:
+    """``(files_a, files_b)`` for A/B sub-folders, or ``(side_by_side_files, None)``."""
+    root, a_dir, b_dir = paired_dirs(root, spec)
+    if a_dir is None or b_dir is None:
         return _images_in(root, spec), None
     a_files, b_files = _images_in(a_dir, spec), _images_in(b_dir, spec)
     a_keys, b_keys = _keyed(a_files, a_dir), _keyed(b_files, b_dir)
@@ -149,9 +168,12 @@ def unpaired_layout(root: Path, spec: str) -> tuple[list[Path], list[Path]]:
     for a_name, b_name in (("trainA", "trainB"), ("A", "B")):
         if (root / a_name).is_dir() and (root / b_name).is_dir():
             return _images_in(root / a_name, spec), _images_in(root / b_name, spec)
+    found = sorted(p.name + "/" for p in root.iterdir() if p.is_dir())
     raise DataError(
         f"unpaired data in {root} needs two sub-folders trainA/ and trainB/ (or A/ and B/), one "
-        "per domain, as in the CycleGAN datasets."
+        "per domain, as in the CycleGAN datasets; it has "
+        + (", ".join(found[:_SHOW]) if found else "no sub-folders")
+        + ". To train on other folders, name them trainA/ and trainB/."
     )
 
 
@@ -222,34 +244,50 @@ def _split_pair(image: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return image[:, :half], image[:, w - half :]
 
 
+def _native_channels(sides: list[list[Path]]) -> int:
+    """1 when the first readable image of each side is grey, else 3: a side in colour (colour
+    photos B for grey sketches A) loads both sides in colour, and a model with 3 channels
+    takes grey images as they are."""
+    for files in sides:
+        for f in files[:20]:
+            try:
+                image = read_image(f, mode="RGB")
+            except ImageReadError:
+                continue
+            if not _is_grey(image):
+                return 3
+            break
+        else:
+            return 3  # nothing readable among the first files: colour, which fits any image
+    return 1
+
+
 # ----------------------------------------------------------------------------- public
 def inspect_folder(kind: str, path: str, spec: str) -> DatasetInfo:
-    """Count files (and classes) without decoding more than one image."""
+    """Count files (and classes), decoding only the first image of each side."""
     root = resolve_folder(path, spec)
     class_names: list[str] | None = None
     if kind == "folder":
         files, _, class_names = folder_layout(root, spec)
-        size, first, what = len(files), files, f"{len(files)} images"
+        size, what = len(files), f"{len(files)} images"
         if class_names:
             what += f" in {len(class_names)} classes"
+        what += f" under {root}"
+        sides = [files]
     elif kind == "paired":
         a, b = paired_layout(root, spec)
-        size, first = len(a), a
-        what = f"{len(a)} pairs " + ("from A/ and B/" if b else "side by side")
+        size, sides = len(a), [a] if b is None else [a, b]
+        base, a_dir, b_dir = paired_dirs(root, spec)
+        where = f"side by side under {base}" if b is None else f"from {a_dir} and {b_dir}"
+        what = f"{len(a)} pairs {where}"
     else:
         a, b = unpaired_layout(root, spec)
-        size, first, what = max(len(a), len(b)), a, f"{len(a)} A images and {len(b)} B images"
-    channels = 3
-    for f in first[:20]:  # native channels from the first readable image
-        try:
-            channels = 1 if _is_grey(read_image(f, mode="RGB")) else 3
-            break
-        except ImageReadError:
-            continue
+        size, sides = max(len(a), len(b)), [a, b]
+        what = f"{len(a)} A images and {len(b)} B images under {root}"
     return DatasetInfo(
-        spec=spec, name=kind, size=size, channels=channels,
+        spec=spec, name=kind, size=size, channels=_native_channels(sides),
         num_classes=len(class_names) if class_names else 0, class_names=class_names,
-        native_size=None, description=f"{what} under {root}", has_captions=False,
+        native_size=None, description=what, has_captions=False,
         has_masks=False, kind="images" if kind == "folder" else kind,
     )  # fmt: skip
 
@@ -347,10 +385,12 @@ def check_folder(kind: str, path: str, spec: str) -> CheckReport:
     if kind == "unpaired":
         files_a, files_b = unpaired_layout(root, spec)
         files = files_a + files_b
-    else:  # all files, whether or not they pair up or sit in the right place
-        base = paired_root(root) if kind == "paired" else root
-        dirs = [base / "A", base / "B"] if kind == "paired" and (base / "A").is_dir() else [base]
-        files = [f for d in dirs if d.is_dir() for f in list_images(d)]
+    elif kind == "paired":  # all files, whether or not they pair up
+        base, a_dir, b_dir = paired_dirs(root, spec)
+        dirs = [base] if a_dir is None or b_dir is None else [a_dir, b_dir]
+        files = [f for d in dirs for f in list_images(d)]
+    else:
+        files = list_images(root)
     if not files:
         raise DataError(f"no images found in {root} (from '{spec}').")
     _, skipped = _decode(files, lambda image, _: None, progress=False, description="checking")

@@ -1,0 +1,75 @@
+"""Translation as users meet it: datasets laid out as the pix2pix/CycleGAN datasets are, junyanz
+checkpoints of every supported layout, and `translate` / `pixelforge.translate` on real images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelforge.data import inspect_dataset
+from pixelforge.errors import DataError
+
+from conftest import tiny_spec
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _save(path: Path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A crop of scikit-image's astronaut (a real photo, in colour)."""
+    from skimage import data as skdata
+
+    y, x = 40 * seed, 30 * seed
+    return np.ascontiguousarray(skdata.astronaut()[y : y + h, x : x + w])
+
+
+def test_grey_sketches_paired_with_colour_photos_train_a_colour_model(tmp_path):
+    for i in range(3):
+        photo = _photo(24, 32, i)
+        _save(tmp_path / "A" / f"{i}.png", photo.mean(axis=2).astype(np.uint8))  # grey
+        _save(tmp_path / "B" / f"{i}.jpg", photo)
+    assert inspect_dataset(f"paired:{tmp_path}").channels == 3
+    spec = tiny_spec("pix2pix", tmp_path / "run", dataset=f"paired:{tmp_path}")
+    assert spec.model.channels == 3  # B's colour is learnt, not turned grey
+
+
+def test_pix2pix_splits_train_is_read_and_held_out_images_never_mixed_in(tmp_path):
+    side_by_side = np.concatenate([_photo(20, 20, 0), _photo(20, 20, 1)], axis=1)
+    facades = tmp_path / "facades"  # as the pix2pix datasets unpack
+    for split, n in (("train", 3), ("val", 2), ("test", 1)):
+        for i in range(n):
+            _save(facades / split / f"{i}.jpg", side_by_side)
+    info = inspect_dataset(f"paired:{facades}")
+    assert info.size == 3 and str(facades / "train") in info.description
+
+    held_out = tmp_path / "held-out"  # no train/: its images are not training images
+    for split in ("val", "test"):
+        _save(held_out / split / "0.jpg", side_by_side)
+    with pytest.raises(DataError, match=r"no train/.*paired:.*held-out/val"):
+        inspect_dataset(f"paired:{held_out}")
+    assert inspect_dataset(f"paired:{held_out}/val").size == 1
+
+    folders = tmp_path / "own"  # A/train, A/test, B/train, B/test, paired by name
+    for split, n in (("train", 2), ("test", 3)):
+        for i in range(n):
+            for side in ("A", "B"):
+                _save(folders / side / split / f"{i}.png", _photo(16, 16, i))
+    assert inspect_dataset(f"paired:{folders}").size == 2
+
+
+def test_unpaired_folder_without_both_train_sides_names_what_it_has(tmp_path):
+    for side in ("trainA", "testA", "testB"):
+        _save(tmp_path / side / "0.png", _photo(16, 16))
+    with pytest.raises(DataError, match=r"it has testA/, testB/, trainA/"):
+        inspect_dataset(f"unpaired:{tmp_path}")
