@@ -10,8 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+import pixelforge
+from pixelforge import hub
 from pixelforge.data import inspect_dataset
 from pixelforge.errors import DataError
+from pixelforge.models.cyclegan import CycleGAN, CycleGANConfig
 
 from conftest import tiny_spec
 
@@ -73,3 +76,55 @@ def test_unpaired_folder_without_both_train_sides_names_what_it_has(tmp_path):
         _save(tmp_path / side / "0.png", _photo(16, 16))
     with pytest.raises(DataError, match=r"it has testA/, testB/, trainA/"):
         inspect_dataset(f"unpaired:{tmp_path}")
+
+
+# ----------------------------------------------------------------------------- translate
+
+
+@pytest.fixture
+def cyclegan(tmp_path) -> Path:
+    torch.manual_seed(0)
+    config = CycleGANConfig(image_size=16, channels=3, ngf=4, n_blocks=1, d_layers=2)
+    return hub.save_model(CycleGAN(config), tmp_path / "cg")
+
+
+def test_translate_api_takes_the_image_forms_and_keeps_alpha(tmp_path, cyclegan):
+    photo = _photo(30, 41)
+    _save(tmp_path / "photo.png", photo)
+    model = hub.load(cyclegan)
+    from_path = pixelforge.translate(cyclegan, tmp_path / "photo.png")
+    assert from_path.shape == (3, 30, 41)
+    assert torch.equal(pixelforge.translate(model, Image.fromarray(photo)), from_path)
+    assert torch.equal(pixelforge.translate(model, photo), from_path)
+    back = pixelforge.translate(model, photo, direction="BtoA")
+    assert not torch.equal(back, from_path) and model.direction == "AtoB"  # the model's own
+
+    alpha = np.zeros((30, 41), dtype=np.uint8)
+    alpha[5:25, 8:30] = 200
+    _save(tmp_path / "cutout.png", np.dstack([photo, alpha]))
+    cutout = pixelforge.translate(model, Image.open(tmp_path / "cutout.png"))
+    assert cutout.shape == (4, 30, 41)
+    assert torch.equal((cutout[3] * 255).round().to(torch.uint8), torch.from_numpy(alpha))
+
+
+def test_translate_cli_keeps_alpha_and_names_outputs_as_other_commands(tmp_path, cyclegan, cli):
+    photo = _photo(30, 41)
+    _save(tmp_path / "cutout.png", np.dstack([photo, np.full((30, 41), 128, np.uint8)]))
+    code, _, err = cli("translate", cyclegan, tmp_path / "cutout.png", "--out", tmp_path / "res")
+    assert code == 0, err
+    with Image.open(tmp_path / "res.png") as written:  # ".png" added, as upscale does
+        assert written.mode == "RGBA" and written.getextrema()[3] == (128, 128)
+    code, _, err = cli("translate", cyclegan, tmp_path / "cutout.png", "--out", tmp_path / "x.jpg")
+    assert code == 2 and f"use {tmp_path / 'x.png'}" in err
+
+
+def test_translate_refuses_a_model_of_another_family(tmp_path, cli):
+    from pixelforge.models.restore import RestoreConfig, RestoreModel
+
+    restore = hub.save_model(
+        RestoreModel(RestoreConfig(task="denoise", width=4, blocks=1)), tmp_path / "r"
+    )
+    _save(tmp_path / "photo.png", _photo(20, 20))
+    code, _, err = cli("translate", restore, tmp_path / "photo.png", "--out", tmp_path / "o.png")
+    assert code == 2 and "restore model" in err and "pix2pix and cyclegan" in err
+    assert not (tmp_path / "o.png").exists()

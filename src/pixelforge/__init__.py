@@ -5,7 +5,7 @@
 >>> images = model.sample(16, seed=0)               # N x C x H x W floats in [0, 1]
 """
 
-from pixelforge.api import list_models, remove_bg, restore, train
+from pixelforge.api import list_models, remove_bg, restore, train, translate
 from pixelforge.errors import PixelforgeError
 from pixelforge.hub import load, save_model
 from pixelforge.version import __version__
@@ -20,6 +20,7 @@ __all__ = [
     "save_model",
     "stylize",
     "train",
+    "translate",
 ]
 
 

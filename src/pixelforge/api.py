@@ -89,6 +89,17 @@ def remove_bg(image: Any, *, model: Any = None) -> Any:
     return torch.from_numpy(cutout(load_matting(model), pixels)).permute(2, 0, 1).float() / 255
 
 
+def translate(
+    model: Any, image: Any, *, direction: str | None = None, tile: int = 512, device: Any = "cpu"
+) -> Any:
+    """One image through a pix2pix or cyclegan model, as `pixelforge translate`; returns a
+    C x H x W float tensor in [0, 1] at the image's size. ``image`` takes the forms of
+    :func:`restore`; ``direction`` is AtoB or BtoA for a cyclegan model (pix2pix: AtoB only)."""
+    from pixelforge.tasks.translate import translate as translate_one
+
+    return translate_one(model, image, direction=direction, tile=tile, device=device)
+
+
 def list_models() -> list[str]:
     """Names of the model families pixelforge can train."""
     from pixelforge.registry import list_families
