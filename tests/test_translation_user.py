@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 import pixelforge
 from pixelforge import hub
@@ -35,6 +36,9 @@ def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
 
     y, x = 40 * seed, 30 * seed
     return np.ascontiguousarray(skdata.astronaut()[y : y + h, x : x + w])
+
+
+# ----------------------------------------------------------------------------- datasets
 
 
 def test_grey_sketches_paired_with_colour_photos_train_a_colour_model(tmp_path):
@@ -76,6 +80,91 @@ def test_unpaired_folder_without_both_train_sides_names_what_it_has(tmp_path):
         _save(tmp_path / side / "0.png", _photo(16, 16))
     with pytest.raises(DataError, match=r"it has testA/, testB/, trainA/"):
         inspect_dataset(f"unpaired:{tmp_path}")
+
+
+# ----------------------------------------------------------------------------- junyanz import
+
+
+def _norm(kind: str, c: int) -> nn.Module:
+    return nn.BatchNorm2d(c) if kind == "batch" else nn.InstanceNorm2d(c)
+
+
+class _JunyanzBlock(nn.Module):
+    def __init__(self, d: int, norm: str, dropout: bool) -> None:
+        super().__init__()
+        bias = norm == "instance"
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(d, d, 3, bias=bias), _norm(norm, d), nn.ReLU()]
+        layers += [nn.Dropout(0.5)] if dropout else []
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(d, d, 3, bias=bias), _norm(norm, d)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class _JunyanzResnet(nn.Module):
+    """The ResnetGenerator layout of pytorch-CycleGAN-and-pix2pix, built from torch modules so
+    that its state dict keys are the ones their checkpoints hold (one Sequential ``model``;
+    each residual block a Sequential ``conv_block``, with Dropout after the first ReLU when
+    trained with dropout, and biases only with instance norm)."""
+
+    def __init__(self, ngf: int, blocks: int, norm: str, dropout: bool) -> None:
+        super().__init__()
+        bias = norm == "instance"
+
+        def nl(c: int) -> nn.Module:
+            return _norm(norm, c)
+
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7, bias=bias), nl(ngf), nn.ReLU(),
+        ]  # fmt: skip
+        for m in (1, 2):
+            layers += [nn.Conv2d(ngf * m, 2 * ngf * m, 3, 2, 1, bias=bias), nl(2 * ngf * m)]
+            layers += [nn.ReLU()]
+        layers += [_JunyanzBlock(4 * ngf, norm, dropout) for _ in range(blocks)]
+        for m in (4, 2):
+            layers += [
+                nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, output_padding=1, bias=bias),
+                nl(ngf * m // 2), nn.ReLU(),
+            ]  # fmt: skip
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        g = torch.Generator().manual_seed(0)
+        for module in self.modules():  # trained-looking weights and batch statistics
+            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+                module.weight.data = torch.randn(module.weight.shape, generator=g) * 0.2
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.3, 0.3, generator=g)
+                module.running_var.uniform_(0.5, 1.5, generator=g)
+                module.weight.data.uniform_(0.8, 1.2, generator=g)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_junyanz_resnet_with_batch_norm_imports_and_translates_as_theirs(tmp_path, dropout):
+    # e.g. their pix2pix with --netG resnet_6blocks (batch norm), with or without --no_dropout
+    theirs = _JunyanzResnet(ngf=4, blocks=2, norm="batch", dropout=dropout).eval()
+    torch.save(theirs.state_dict(), tmp_path / "latest_net_G.pth")
+    from pixelforge.tasks.junyanz import import_junyanz
+
+    model = import_junyanz(tmp_path / "latest_net_G.pth", allow_pickle=True)
+    assert isinstance(model, CycleGAN) and model.config.dropout == dropout
+    image = torch.from_numpy(_photo(36, 52)).permute(2, 0, 1).float() / 255
+    with torch.no_grad():
+        want = (theirs(image[None] * 2 - 1)[0] + 1) / 2
+    got = pixelforge.translate(model, image)
+    assert torch.allclose(got, want.clamp(0, 1), atol=1e-5)
+
+
+def test_junyanz_import_of_a_whole_pickled_model_is_one_error_line(tmp_path, cli):
+    torch.save(_JunyanzResnet(ngf=2, blocks=1, norm="instance", dropout=False), tmp_path / "G.pth")
+    code, _, err = cli(
+        "import", "junyanz", tmp_path / "G.pth", "--allow-pickle", "--out", tmp_path / "m"
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "_JunyanzResnet" in err and "state_dict()" in err
 
 
 # ----------------------------------------------------------------------------- translate

@@ -100,7 +100,10 @@ def describe(state: dict[str, torch.Tensor], path: str | Path) -> GeneratorInfo:
             raise ModelLoadError(f"{path}: its residual blocks are not numbered as expected.")
         w0 = state["model.1.weight"]
         last = state.get(f"model.{10 + n + 7}.weight")
-        dropout = n > 0 and "model.10.conv_block.6.weight" in state
+        # with dropout the second conv is conv_block.6 (a 4-d weight); without, conv_block.6 is
+        # the second norm, whose batch-norm weight is 1-d
+        second = state.get("model.10.conv_block.6.weight")
+        dropout = second is not None and second.ndim == 4
         return GeneratorInfo(
             "resnet", int(w0.shape[1]), int(last.shape[0]) if last is not None else 0,
             int(w0.shape[0]), n, "batch" if "model.2.weight" in state else "instance", dropout,
