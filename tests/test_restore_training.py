@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from PIL import Image
 
@@ -37,3 +39,41 @@ def test_upscale_with_a_model_uses_its_own_scale(cli, tmp_path):
     assert code == 0, err
     with Image.open(tmp_path / "c.png") as im:
         assert im.size == (80, 64)
+
+
+TINY_RUN = [
+    "--set", "data.patches=2", "--set", "model.image_size=16", "--set", "model.width=4",
+    "--set", "model.blocks=1", "--set", "model.depth=1", "--set", "train.batch_size=2",
+    "--set", "train.sample_every=0", "--set", "train.tensorboard=false", "--device", "cpu",
+    "--threads", "1", "--no-progress",
+]  # fmt: skip
+
+
+def photo_folder(root: Path, names: dict[str, str]) -> str:
+    """PNG crops of the butterfly under ``root``, one per name, in the mode named (RGB, L)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with Image.open(BUTTERFLY) as im:
+        for i, (name, mode) in enumerate(names.items()):
+            im.crop((i * 20, 0, i * 20 + 40, 30)).convert(mode).save(root / f"{name}.png")
+    return f"folder:{root}"
+
+
+def test_colorize_on_grey_photos_is_refused_before_training(cli, tmp_path):
+    # a folder of grey scans has no colour to learn: the run would learn to leave photos grey
+    grey = photo_folder(tmp_path / "grey", {"a": "L", "b": "L", "c": "RGB"})
+    stored_rgb = tmp_path / "grey" / "c.png"  # a grey photo stored as RGB is grey too
+    Image.open(stored_rgb).convert("L").convert("RGB").save(stored_rgb)
+    out = tmp_path / "run"
+    code, _, err = cli(
+        "train", "restore", "--data", grey, "--set", "model.task=colorize", "--steps", 1,
+        "--out", out, *TINY_RUN,
+    )  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:")
+    assert "grey" in err and "colour photos" in err and not out.exists()
+    # one colour photo among grey ones is something to learn from
+    mixed = photo_folder(tmp_path / "mixed", {"a": "L", "b": "RGB"})
+    code, _, err = cli(
+        "train", "restore", "--data", mixed, "--set", "model.task=colorize", "--steps", 1,
+        "--out", out, *TINY_RUN,
+    )  # fmt: skip
+    assert code == 0, err

@@ -183,6 +183,21 @@ def make_pair(
     return inp * 2 - 1, x * 2 - 1, mask
 
 
+def _check_colour(dataset: Any) -> None:
+    """Refuse a colorization run on a set of grey images: their a/b targets are all zero, so the
+    model would learn to leave every photo grey."""
+    images = dataset.images  # N x C x H x W uint8
+    if images.shape[1] == 3:
+        # a channel spread of a few levels on average: colour (a grey JPEG decodes within 1-2)
+        spread = (images.amax(1).int() - images.amin(1).int()).float().flatten(1).mean(1)
+        if bool((spread >= 2).any()):
+            return
+    raise ConfigError(
+        f"model.task=colorize learns colour from colour photos, but every image in "
+        f"{dataset.info.spec} is grey; train on a folder of colour photos."
+    )
+
+
 class RestoreTask(TrainTask):
     """Trains the network (module ``net``; EMA copy ``net_ema``) and, with ``adv_weight > 0``,
     a patch discriminator (module ``D``)."""
@@ -218,6 +233,8 @@ class RestoreTask(TrainTask):
     def attach_data(self, dataset: Any) -> None:
         """Keep a few fixed training patches for the periodic preview grid, and build the
         example pool when ``train.example_pool`` asks for one."""
+        if self.model_config.task == "colorize":
+            _check_colour(dataset)
         n = min(8, len(dataset))
         idx = torch.linspace(0, len(dataset) - 1, n).long()
         self.preview = dataset.get_batch(idx)["image"]
