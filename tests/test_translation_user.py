@@ -16,6 +16,7 @@ from pixelforge import hub
 from pixelforge.data import inspect_dataset
 from pixelforge.errors import DataError
 from pixelforge.models.cyclegan import CycleGAN, CycleGANConfig
+from pixelforge.training.trainer import Trainer
 
 from conftest import tiny_spec
 
@@ -80,6 +81,15 @@ def test_unpaired_folder_without_both_train_sides_names_what_it_has(tmp_path):
         _save(tmp_path / side / "0.png", _photo(16, 16))
     with pytest.raises(DataError, match=r"it has testA/, testB/, trainA/"):
         inspect_dataset(f"unpaired:{tmp_path}")
+
+
+def test_pix2pix_refuses_unpaired_data_before_training(tmp_path):
+    for side in ("trainA", "trainB"):
+        for i in range(2):
+            _save(tmp_path / "data" / side / f"{i}.png", _photo(16, 16, i))
+    spec = tiny_spec("pix2pix", tmp_path / "run", dataset=f"unpaired:{tmp_path / 'data'}")
+    with pytest.raises(DataError, match=r"aligned pairs.*cyclegan"):
+        Trainer(spec, tmp_path / "run", progress=False)
 
 
 # ----------------------------------------------------------------------------- junyanz import

@@ -162,6 +162,18 @@ class Pix2PixTask(KeepsExamples):
 
         self.optimizers = {"D": adam(self.discriminator), "G": adam(self.model.generator)}
 
+    def attach_data(self, dataset: Any) -> None:
+        """Refuse unpaired data before any step: its A and B images are not aligned, and the L1
+        loss would pull G(A) towards an unrelated B."""
+        info = getattr(dataset, "info", None)
+        if info is not None and getattr(info, "kind", None) == "unpaired":
+            raise DataError(
+                f"pix2pix learns from aligned pairs, but {info.spec} holds two unaligned sets: use "
+                "paired:PATH (A/ and B/ with matching names, or A|B side by side), or train "
+                "cyclegan on unpaired data."
+            )
+        super().attach_data(dataset)
+
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext
     ) -> dict[str, torch.Tensor]:
