@@ -150,10 +150,12 @@ def write_run(run_dir: Path, spec: RunSpec) -> None:
     )
 
 
-def _conflicts(section: str, stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+def _conflicts(
+    section: str, stored: dict[str, Any], asked: dict[str, Any], owner: str = "run"
+) -> list[str]:
     """Asked values that differ from the stored ones (null asks for "from the data": no conflict)."""
     return [
-        f"{section}.{k}={json.dumps(v)} (run has {json.dumps(stored.get(k))})"
+        f"{section}.{k}={json.dumps(v)} ({owner} has {json.dumps(stored.get(k))})"
         for k, v in asked.items()
         if k in stored and v is not None and stored[k] != (list(v) if isinstance(v, tuple) else v)
     ]
@@ -231,10 +233,12 @@ def prepare_run(
         # may free other fields that do not shape the weights
         free = family.init_free + (("image_size",) if family.kind == "image2image" else ())
         anew = {k: asked_model.pop(k) for k in free if k in asked_model}
-        conflicts = _conflicts("model", meta["config"], asked_model)
+        conflicts = _conflicts("model", meta["config"], asked_model, f"--init {init}")
         if conflicts:
             raise ConfigError(
-                f"--init fixes the architecture; these conflict with it: {'; '.join(conflicts)}."
+                f"--init fixes the architecture; these conflict with it: {'; '.join(conflicts)}. "
+                "Drop those settings to train on from the model's, or --init a model made with "
+                "them."
             )
         values["model"] = {**meta["config"], **anew}
     model, train, data_config = _build(family, values)
