@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
 from pixelforge import hub
+from pixelforge.errors import ConfigError
 from pixelforge.models.restore import RestoreConfig, RestoreModel
+from pixelforge.training.run import prepare_run
 
 from conftest import FIXTURES
 
@@ -77,3 +80,18 @@ def test_colorize_on_grey_photos_is_refused_before_training(cli, tmp_path):
         "--out", out, *TINY_RUN,
     )  # fmt: skip
     assert code == 0, err
+
+
+def test_init_from_a_model_of_another_scale_or_task_names_the_model_and_the_way_out(tmp_path):
+    # --init sr-x2 for a x4 run, or a JPEG model to warm-start a denoiser: the error names the
+    # model's value (not a "run" the user has not made) and says what to do
+    for init, key, value, has in (
+        ("sr-x2", "scale", 4, "2"),
+        ("jpeg", "task", "denoise", '"jpeg"'),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            prepare_run(
+                "restore", "photos", tmp_path / "run", init=init, overrides={"model": {key: value}}
+            )
+        message = str(caught.value)
+        assert f"(--init {init} has {has})" in message and "Drop those settings" in message
