@@ -227,3 +227,11 @@ def test_translate_refuses_a_model_of_another_family(tmp_path, cli):
     code, _, err = cli("translate", restore, tmp_path / "photo.png", "--out", tmp_path / "o.png")
     assert code == 2 and "restore model" in err and "pix2pix and cyclegan" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_translate_a_few_pixels_with_cyclegan_is_an_error_not_a_crash(tmp_path, cyclegan, cli):
+    _save(tmp_path / "in" / "dot.png", _photo(3, 4))
+    _save(tmp_path / "in" / "photo.png", _photo(9, 5))
+    code, _, err = cli("translate", cyclegan, tmp_path / "in", "--out", tmp_path / "out")
+    assert code == 2 and "dot.png" in err and "too small" in err
+    assert (tmp_path / "out" / "photo.png").exists()

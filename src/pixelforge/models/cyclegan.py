@@ -169,6 +169,12 @@ class CycleGAN(ImageToImage):
     def translate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         g = self.generator_for(self._direction)
         assert g is not None
+        if self.uses_instance_norm and x.shape[-2] * x.shape[-1] <= 16:
+            # at a quarter of the side, one pixel: instance norm has no statistics to take
+            raise PixelforgeError(
+                "the image is too small for a cyclegan model: give one with more than 4 pixels "
+                "on a side."
+            )
         return g(x)
 
     def make_discriminator(self, domain: str) -> PatchDiscriminator:
