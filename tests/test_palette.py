@@ -151,3 +151,54 @@ def test_a_resumed_multi_task_run_is_bit_identical_and_previews(tmp_path):
     assert resumed and a.keys() == b.keys() and any("unet_ema" in k for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_restoration_commands_take_the_sampling_options_of_a_palette_model(cli, tmp_path):
+    """A diffusion user's --seed, --steps and --sampler: the same seed gives the same pixels,
+    another seed others; they are recorded in the PNG; bad values and models that do not sample
+    are refused before anything is written; an API call leaves the model's own settings."""
+    import pixelforge
+    from pixelforge.io.images import read_provenance
+
+    model = tiny("inpaint")
+    saved = hub.save_model(model, tmp_path / "palette")
+    g = torch.Generator().manual_seed(0)
+    Image.fromarray((torch.rand(21, 27, 3, generator=g) * 255).byte().numpy()).save(
+        tmp_path / "in.png"
+    )
+    hole = torch.zeros(21, 27, dtype=torch.uint8)
+    hole[5:14, 6:20] = 255
+    Image.fromarray(hole.numpy()).save(tmp_path / "mask.png")
+    base = ["inpaint", tmp_path / "in.png", "--mask", tmp_path / "mask.png", "--model", saved]
+
+    def run(name: str, *options: object) -> bytes:
+        code, _, err = cli(*base, *options, "--out", tmp_path / name)
+        assert code == 0, err
+        return (tmp_path / name).read_bytes()
+
+    a = run("a.png", "--seed", 1, "--steps", 2, "--sampler", "ddpm")
+    assert a == run("b.png", "--seed", 1, "--steps", 2, "--sampler", "ddpm")
+    assert a != run("c.png", "--seed", 2, "--steps", 2, "--sampler", "ddpm")
+    meta = read_provenance(tmp_path / "a.png")
+    assert meta is not None and (meta["seed"], meta["sampler"], meta["steps"]) == (1, "ddpm", 2)
+    run("d.png")
+    meta = read_provenance(tmp_path / "d.png")
+    assert meta is not None and (meta["seed"], meta["sampler"], meta["steps"]) == (0, "ddim", 3)
+    for options, words in [
+        (["--steps", 0], "steps"),
+        (["--steps", 101], "100 diffusion steps"),
+        (["--sampler", "euler"], "unknown sampler"),
+        (["--model", "inpaint", "--steps", 2], "does not sample: --steps is for palette"),
+    ]:
+        code, _, err = cli(*base, *options, "--out", tmp_path / "bad.png")
+        assert code == 2 and err.startswith("error: ") and words in err, err
+        assert not (tmp_path / "bad.png").exists()
+    image, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    out = pixelforge.restore("inpaint", image, model=model, mask=mask, seed=1, steps=2)
+    assert out.shape == (3, 21, 27) and (model.seed, model.steps) == (0, 3)
+
+
+def test_sample_points_a_palette_model_to_the_restoration_commands(cli, tmp_path):
+    saved = hub.save_model(tiny("colorize"), tmp_path / "palette")
+    code, _, err = cli("sample", saved, "--out", tmp_path / "grid.png")
+    assert code == 2 and "`pixelforge colorize`" in err and "--model" in err, err

@@ -31,6 +31,21 @@ Ensemble = Annotated[
         "(8: the EDSR+ self-ensemble; that many times slower, slightly more accurate)."
     ),
 ]
+# how a palette (conditional diffusion) model samples; refused for the other models
+Seed = Annotated[
+    int | None,
+    typer.Option(help="Palette models: seed of the sampling noise (default 0; same seed, same "
+                 "pixels)."),
+]  # fmt: skip
+Sampler = Annotated[
+    str | None,
+    typer.Option(help="Palette models: ddim, ddpm or dpm-solver++ (default: the model's)."),
+]
+Steps = Annotated[
+    int | None,
+    typer.Option(help="Palette models: sampling steps, one network pass each (default: the "
+                 "model's, model.steps)."),
+]  # fmt: skip
 
 
 def _run(
@@ -105,8 +120,9 @@ def upscale(
     _run("upscale", source, out, model, tile, device, ensemble, scale=scale)
 
 
-def _image_only(command: str, doc: str) -> Callable[..., None]:
-    """A command that takes an image and options only (no mask, no scale)."""
+def _image_only(command: str, doc: str, *, sampled: bool = False) -> Callable[..., None]:
+    """A command that takes an image and options only (no mask, no scale); ``sampled``: with
+    the palette models' sampling options."""
 
     def run(
         source: Source,
@@ -118,13 +134,32 @@ def _image_only(command: str, doc: str) -> Callable[..., None]:
     ) -> None:
         _run(command, source, out, model, tile, device, ensemble)
 
-    run.__doc__ = doc
-    return run
+    def run_sampled(
+        source: Source,
+        out: Out,
+        model: Model = None,
+        tile: Tile = 512,
+        device: Device = "auto",
+        ensemble: Ensemble = 1,
+        seed: Seed = None,
+        sampler: Sampler = None,
+        steps: Steps = None,
+    ) -> None:
+        _run(
+            command, source, out, model, tile, device, ensemble, seed=seed, sampler=sampler,
+            steps=steps,
+        )  # fmt: skip
+
+    chosen = run_sampled if sampled else run
+    chosen.__doc__ = doc
+    return chosen
 
 
 denoise = _image_only("denoise", "Remove Gaussian-like noise (blind: sigma 0-55 in 8-bit units).")
-restore_jpeg = _image_only("restore-jpeg", "Remove JPEG blocking and ringing.")
-colorize = _image_only("colorize", "Colour a greyscale photo (colour input is turned grey first).")
+restore_jpeg = _image_only("restore-jpeg", "Remove JPEG blocking and ringing.", sampled=True)
+colorize = _image_only(
+    "colorize", "Colour a greyscale photo (colour input is turned grey first).", sampled=True
+)
 
 
 def inpaint(
@@ -142,9 +177,15 @@ def inpaint(
     tile: Tile = 1024,
     device: Device = "auto",
     ensemble: Ensemble = 1,
+    seed: Seed = None,
+    sampler: Sampler = None,
+    steps: Steps = None,
 ) -> None:
     """Fill the white area of MASK with plausible content."""
-    _run("inpaint", source, out, model, tile, device, ensemble, mask=mask)
+    _run(
+        "inpaint", source, out, model, tile, device, ensemble, mask=mask, seed=seed,
+        sampler=sampler, steps=steps,
+    )  # fmt: skip
 
 
 def uncrop(
@@ -156,9 +197,15 @@ def uncrop(
     tile: Tile = 1024,
     device: Device = "auto",
     ensemble: Ensemble = 1,
+    seed: Seed = None,
+    sampler: Sampler = None,
+    steps: Steps = None,
 ) -> None:
     """Extend an image beyond its borders (outpainting)."""
-    _run("uncrop", source, out, model, tile, device, ensemble, extend=extend, side=side)
+    _run(
+        "uncrop", source, out, model, tile, device, ensemble, extend=extend, side=side,
+        seed=seed, sampler=sampler, steps=steps,
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -37,6 +37,8 @@ images within one tile (``--tile``, 512 by default).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -167,6 +169,26 @@ class PaletteModel(ImageToImage):
         if command not in COMMAND_TASKS:
             raise ConfigError(f"a palette model does not do `pixelforge {command}`.")
         self.task = COMMAND_TASKS[command]
+
+    @contextmanager
+    def sampling(
+        self, *, seed: int | None = None, sampler: str | None = None, steps: int | None = None
+    ) -> Iterator[None]:
+        """Within the block, :meth:`translate` samples with these (None: the model's own
+        :attr:`seed`, :attr:`sampler` and :attr:`steps`, which are restored afterwards)."""
+        if sampler is not None and sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler '{sampler}': choose one of {', '.join(SAMPLERS)}.")
+        if steps is not None:
+            t = self.config.num_train_timesteps
+            check_range(f"steps (the model has {t} diffusion steps)", steps, low=1, high=t)
+        before = (self.seed, self.sampler, self.steps)
+        self.seed = before[0] if seed is None else seed
+        self.sampler = before[1] if sampler is None else sampler
+        self.steps = before[2] if steps is None else steps
+        try:
+            yield
+        finally:
+            self.seed, self.sampler, self.steps = before
 
     def condition(
         self, x: torch.Tensor, mask: torch.Tensor | None, task: str | None = None

@@ -8,6 +8,7 @@ here. Without a model, each uses the model shipped with pixelforge for it (see
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +124,17 @@ def restore_image(
     device: Any = "cpu",
     ensemble: int = 1,
     orientation: int = 1,
+    seed: int | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
 ) -> torch.Tensor:
     """Run ``command`` (upscale, denoise, restore-jpeg, colorize, inpaint, uncrop) on one image
     (C x H x W in [0, 1]); returns the result in [0, 1]. ``model``: a loaded model, a MODEL spec
     or None for the shipped default; ``mask`` (1 x H x W, 1 = fill) for inpaint; ``ensemble``
     (1, 2, 4 or 8): average over that many flipped and transposed copies (8x the time at 8);
     ``orientation``: the EXIF orientation the image was read with (``apply_model``: a JPEG model
-    runs on the pixels as stored, where the file's blocks are). A grey image (one channel, or
+    runs on the pixels as stored, where the file's blocks are); ``seed``, ``sampler`` and
+    ``steps``: how a palette (diffusion) model samples (None: its own). A grey image (one channel, or
     three equal ones) comes back grey, as one channel, from every command but colorize. An
     image with alpha (2 or 4 channels) keeps it, enlarged by the model for upscale
     (``split_alpha``), except in inpaint and uncrop, which composite it over white."""
@@ -159,9 +164,11 @@ def restore_image(
                 "first, or use a colour model."
             )
         image = image[:1]
-    out = apply_model(
-        m, image, mask=mask, tile=tile, device=device, ensemble=ensemble, orientation=orientation
-    )
+    with sampling(m, seed=seed, sampler=sampler, steps=steps):
+        out = apply_model(
+            m, image, mask=mask, tile=tile, device=device, ensemble=ensemble,
+            orientation=orientation,
+        )  # fmt: skip
     if grey and command != "colorize" and out.shape[0] == 3:
         # a colour model sees a grey photo as three equal channels and may tint it a little:
         # grey in, grey out (the mean of its three estimates of the one grey value)
@@ -173,6 +180,24 @@ def restore_image(
             0, keepdim=True
         )
     return torch.cat([out, alpha.to(out)], dim=0)
+
+
+def sampling(m: ImageToImage, **options: Any) -> AbstractContextManager[None]:
+    """The block in which a palette (diffusion) model ``m`` samples with ``options`` (seed,
+    sampler, steps; None: the model's own); any other model refuses them."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return nullcontext()
+    from pixelforge.models.palette import PaletteModel
+
+    if not isinstance(m, PaletteModel):
+        flags, one = ", ".join(f"--{k}" for k in given), len(given) == 1
+        raise ConfigError(
+            f"a {getattr(m, 'family', '?')} model does not sample: {flags} "
+            f"{'is' if one else 'are'} for palette (diffusion) models; leave "
+            f"{'it' if one else 'them'} out."
+        )
+    return m.sampling(**given)
 
 
 #: commands that fill or extend the image: transparent pixels are composited over white first
@@ -256,6 +281,9 @@ def run_command(
     device: Any = "cpu",
     ensemble: int = 1,
     on_image: Callable[[Path, int, int], None] | None = None,
+    seed: int | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
 ) -> list[Path]:
     """Run ``command`` on an image or a folder of images; returns the files written.
     ``on_image(path, index, count)`` is called as each image starts (a progress bar).
@@ -267,6 +295,10 @@ def run_command(
         raise ConfigError(f"--tile must be at least 16 pixels, got {tile}.")
     m = load_for(command, model, scale=scale, device=device)
     name = model or default_model(command, scale)
+    with sampling(m, seed=seed, sampler=sampler, steps=steps):  # checked before any work
+        # how a palette model samples, for each image's provenance
+        palette = m.family == "palette"
+        sampled = {k: getattr(m, k) for k in ("seed", "sampler", "steps")} if palette else {}
     mask_folder = Path(mask) if mask is not None and Path(mask).is_dir() else None
     if mask_folder is not None and mask_folder.resolve() == Path(source).resolve():
         raise ConfigError(
@@ -295,7 +327,7 @@ def run_command(
             result = restore_image(
                 command, read_as_tensor(src, mode=mode), model=m, mask=hole, extend=extend,
                 side=side, tile=tile, device=device, ensemble=ensemble,
-                orientation=exif_orientation(src),
+                orientation=exif_orientation(src), seed=seed, sampler=sampler, steps=steps,
             )  # fmt: skip
         except PixelforgeError as exc:
             if not Path(source).is_dir():
@@ -308,6 +340,7 @@ def run_command(
             "model_sha256": getattr(m, "model_sha256", None),
             "source": src.name,
             "ensemble": ensemble,
+            **sampled,
         }
         write_png(dst, result, provenance)
         written.append(dst)
