@@ -32,7 +32,8 @@ def sample_images(
     """
     if not isinstance(model, ImageGenerator):
         raise ConfigError(
-            f"a {getattr(model, 'family', type(model).__name__)} model does not sample from noise."
+            f"a {getattr(model, 'family', type(model).__name__)} model does not sample from "
+            f"noise{_commands_for(model)}."
         )
     if not 1 <= n <= MAX_SAMPLES:
         raise ConfigError(f"--n must be between 1 and {MAX_SAMPLES}, got {n}.")
@@ -47,6 +48,18 @@ def sample_images(
         )
     images: torch.Tensor = model.sample(n, seed=seed, class_label=class_label, **sampler_options)
     return images
+
+
+def _commands_for(model: torch.nn.Module) -> str:
+    """Where a restoration model (a restore or palette task) is used instead: ": it restores
+    images; run it with `pixelforge inpaint` or `pixelforge uncrop` and --model", or ""."""
+    from pixelforge.tasks.restore import TASKS_OF
+
+    task = getattr(getattr(model, "config", None), "task", None)
+    commands = [f"`pixelforge {c}`" for c, tasks in TASKS_OF.items() if task in tasks]
+    if not commands:
+        return ""
+    return f": it restores images; run it with {' or '.join(commands)} and --model"
 
 
 def provenance(model: torch.nn.Module, command: str, **fields: Any) -> dict[str, Any]:
