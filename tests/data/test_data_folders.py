@@ -16,7 +16,7 @@ from pixelforge.data import (
     open_dataset,
     parse_spec,
 )
-from pixelforge.errors import DataError
+from pixelforge.errors import ConfigError, DataError
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -159,6 +159,39 @@ def test_paired_square_images_explain_the_layout(tmp_path: Path) -> None:
     _png(tmp_path / "x.png", RED, size=(10, 10))
     with pytest.raises(DataError, match="side by side"):
         open_dataset(f"paired:{tmp_path}", image_size=8, channels=3)
+
+
+def test_paired_sides_of_another_shape_are_refused_naming_the_pair(tmp_path: Path) -> None:
+    # Each side is resized and cropped on its own: a 12x12 A beside a 24x12 B would be cut to
+    # different parts of the scene, and the model would learn from pairs that do not line up.
+    _png(tmp_path / "A" / "1.png", RED, size=(12, 12))
+    _png(tmp_path / "B" / "1.png", BLUE, size=(24, 24))  # the same frame, larger: fine
+    _png(tmp_path / "A" / "2.png", RED, size=(12, 12))
+    _png(tmp_path / "B" / "2.png", BLUE, size=(24, 12))
+    with pytest.raises(DataError, match=r"1 pairs do not line up: \S*A/2\.png is 12x12 but "):
+        open_dataset(f"paired:{tmp_path}", image_size=8, channels=3)
+    _png(tmp_path / "B" / "2.png", BLUE, size=(36, 36))
+    assert len(open_dataset(f"paired:{tmp_path}", image_size=8, channels=3)) == 2
+
+
+def test_paired_direction_bto_a_makes_b_the_input(tmp_path: Path) -> None:
+    # Many pix2pix datasets hold the photo on the left and its labels on the right, and their
+    # labels -> photo model is trained B -> A (facades).
+    for i in range(2):
+        image = np.zeros((10, 20, 3), np.uint8)
+        image[:, :10] = RED
+        image[:, 10:] = BLUE
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    ds = open_dataset(
+        f"paired:{tmp_path}", image_size=8, channels=3, config=DataConfig(direction="BtoA")
+    )
+    assert (ds.images[:, 2] == 255).all() and (ds.images_b[:, 0] == 255).all()
+    with pytest.raises(ConfigError, match="not paired"):
+        open_dataset(
+            f"folder:{tmp_path}", image_size=8, channels=3, config=DataConfig(direction="BtoA")
+        )
+    with pytest.raises(ConfigError, match="AtoB or BtoA"):
+        DataConfig(direction="AB").validate()
 
 
 # ------------------------------------------------------------------------------ unpaired

@@ -15,7 +15,7 @@ from pixelforge.data.builtin import BUILTINS
 from pixelforge.data.config import DataConfig, check_target, resolve_config
 from pixelforge.data.dataset import CheckReport, DatasetInfo, ImageDataset
 from pixelforge.data.folders import FOLDER_KINDS, check_folder, inspect_folder, open_folder
-from pixelforge.errors import DataError
+from pixelforge.errors import ConfigError, DataError
 
 
 def _valid_forms() -> str:
@@ -93,11 +93,20 @@ def open_dataset(
     cfg = resolve_config(config)
     check_target(image_size, channels)
     name, arg = parse_spec(spec)
+    if cfg.direction != "AtoB" and name != "paired":
+        raise ConfigError(
+            f"data.direction={cfg.direction} swaps the two sides of paired:PATH data, and "
+            f"'{spec}' is not paired (a cyclegan model learns both directions: translate it with "
+            "--direction BtoA)."
+        )
     if name in FOLDER_KINDS:
-        return open_folder(
+        dataset = open_folder(
             name, arg or "", spec, image_size=image_size, channels=channels, config=cfg,
             progress=progress,
         )  # fmt: skip
+        if cfg.direction == "BtoA":  # B is the input: the model learns B -> A
+            dataset.images, dataset.images_b = dataset.images_b, dataset.images  # type: ignore[assignment]
+        return dataset
     b = BUILTINS[name]
     return b.load(spec, arg or b.splits[0], image_size, channels, cfg, progress)
 

@@ -29,6 +29,9 @@ RESIZE_MODES: tuple[str, ...] = ("center-crop", "stretch", "pad")
 #: Largest allowed :attr:`DataConfig.translate` (reflect padding needs a shift below the size).
 MAX_TRANSLATE = 0.5
 
+#: ``data.direction``: which side of paired data is the input.
+DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -44,6 +47,7 @@ class DataConfig:
     max_bad_fraction: float = 0.05  # stop when more than this fraction of a folder is unreadable
     patches: int = 0  # folder: 0 resizes each image; N > 0 cuts N random crops per image instead
     patch_scale: tuple[float, float] = (1.0, 1.0)  # patches from the image shrunk by [low, high]
+    direction: str = "AtoB"  # paired: AtoB learns A -> B; BtoA swaps the sides (B -> A)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the field when a value is unknown or out of range."""
@@ -74,6 +78,11 @@ class DataConfig:
             raise ConfigError(
                 f"data.patch_scale must be [low, high] with 0 < low <= high <= 1 (a crop is cut "
                 f"from the image shrunk by a factor between them), got {[low, high]}."
+            )
+        if self.direction not in DIRECTIONS:
+            raise ConfigError(
+                f"data.direction: unknown direction '{self.direction}'. Use AtoB or BtoA (for "
+                "paired data: which side is the input)."
             )
         for name in ("shapes_count", "photo_patches"):
             value = getattr(self, name)

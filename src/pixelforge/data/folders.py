@@ -227,6 +227,23 @@ def _check_bad(total: int, skipped: list[tuple[Path, str]], config: DataConfig, 
         )
 
 
+def _check_aspects(pairs: list[tuple[Path, Path]], sizes: dict[Path, tuple[int, int]]) -> None:
+    """Refuse pairs whose two images differ in aspect ratio: each side is resized and cropped
+    on its own, so they would no longer line up (same aspect, other size is fine)."""
+    bad = []
+    for a, b in pairs:
+        (ha, wa), (hb, wb) = sizes[a], sizes[b]
+        if abs(wa * hb - wb * ha) > 0.01 * max(wa * hb, wb * ha):
+            bad.append(f"{a} is {wa}x{ha} but {b} is {wb}x{hb}")
+    if bad:
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise DataError(
+            f"{len(bad)} pairs do not line up: {'; '.join(bad[:3])}{more}. The two images of a "
+            "pair must show the same frame (the same aspect ratio, ideally the same size): crop "
+            "or resize them to match."
+        )
+
+
 def _is_grey(image: np.ndarray) -> bool:
     return np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(
         image[:, :, 1], image[:, :, 2]
@@ -301,8 +318,11 @@ def open_folder(
     info = inspect_folder(kind, path, spec)
     native = _Native()
 
-    def prep(image: np.ndarray, _: Path) -> np.ndarray:
+    sizes: dict[Path, tuple[int, int]] = {}
+
+    def prep(image: np.ndarray, f: Path) -> np.ndarray:
         native.see(image)
+        sizes[f] = image.shape[:2]
         return prepare_image(image, image_size=image_size, channels=channels, config=config)
 
     def prep_pair(image: np.ndarray, f: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -364,6 +384,7 @@ def open_folder(
         pairs_ab = zip(dec_a, dec_b, strict=True)
         both = [i for i, (a, b) in enumerate(pairs_ab) if a is not None and b is not None]
         raw_a, raw_b = [dec_a[i] for i in both], [dec_b[i] for i in both]
+        _check_aspects([(files_a[i], files_b[i]) for i in both], sizes)
     else:
         raw_a = [im for im in dec_a if im is not None]
         raw_b = [im for im in dec_b if im is not None]
