@@ -91,6 +91,11 @@ class TrainTask:
         """Start from the weights of a saved model (``--init``)."""
         raise NotImplementedError
 
+    def card(self) -> dict[str, str]:
+        """What the saved model's card says of its training besides data and steps (shown by
+        ``pixelforge info``): a family's training choices that its config does not hold."""
+        return {}
+
     @torch.no_grad()
     def sample_grid(self, n: int, seed: int) -> torch.Tensor:
         """``n`` images in [0, 1] for the periodic sample grid."""

@@ -328,6 +328,8 @@ class Trainer:
             if target.exists():
                 shutil.rmtree(target)
             card = {"data": self.spec.data, "steps": self.step, "pixelforge_version": __version__}
+            card |= {"init": self.spec.init} if self.spec.init else {}
+            card |= self.task.card()
             with atomic_directory(target) as tmp:
                 save_model(self.task.export(), tmp / runs.MODEL_SUBDIR, card=card)
                 save_state(
