@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,34 @@ def test_init_from_a_model_of_another_scale_or_task_names_the_model_and_the_way_
             )
         message = str(caught.value)
         assert f"(--init {init} has {has})" in message and "Drop those settings" in message
+
+
+def test_info_of_a_trained_run_says_what_it_learned_to_undo(cli, tmp_path):
+    # two x2 models on one folder, one for clean bicubic inputs and one fine-tuned from it for
+    # blurred, noisy, compressed photos: only the card tells them apart
+    photos = photo_folder(tmp_path / "photos", {"a": "RGB", "b": "RGB"})
+    base = hub.save_model(small_model("sr", scale=2, depth=1), tmp_path / "base")
+    sizes = ["--set", "model.width=8", "--set", "model.blocks=1", "--set", "model.scale=2"]
+    runs = {"bicubic": [], "real": ["--set", "train.degradation=real", "--init", base]}
+    for name, extra in runs.items():
+        code, _, err = cli(
+            "train", "restore", "--data", photos, "--steps", 1, "--out", tmp_path / name,
+            *TINY_RUN, *sizes, *extra,
+        )  # fmt: skip
+        assert code == 0, err
+    cards = {}
+    for name in runs:
+        code, out, err = cli("info", tmp_path / name, "--json")
+        assert code == 0, err
+        cards[name] = json.loads(out)["model"]["card"]
+    assert "bicubic x2" in cards["bicubic"]["degradation"] and "init" not in cards["bicubic"]
+    assert "blur" in cards["real"]["degradation"] and "JPEG" in cards["real"]["degradation"]
+    assert Path(cards["real"]["init"]) == base.resolve()
+    code, _, err = cli(
+        "train", "restore", "--data", photos, "--steps", 1, "--out", tmp_path / "jpeg",
+        "--set", "model.task=jpeg", "--set", "train.jpeg_quality=[30,60]",
+        "--set", "train.perceptual_weight=0.5", *TINY_RUN,
+    )  # fmt: skip
+    assert code == 0, err
+    card = json.loads(cli("info", tmp_path / "jpeg", "--json")[1])["model"]["card"]
+    assert "JPEG quality 30-60" in card["degradation"] and "0.5 x VGG" in card["loss"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,9 @@ from pixelforge.restoration import degrade
 from pixelforge.restoration.color import rgb_to_lab
 from pixelforge.training.config import TINY_TRAIN, TrainConfig
 from pixelforge.training.task import StepContext, TrainTask, frozen_copy
+
+if TYPE_CHECKING:
+    from pixelforge.losses.perceptual import PerceptualLoss
 
 # model fields a run with --init may change (the weights do not depend on them), besides the crop
 INIT_FREE: tuple[str, ...] = ("fill",)
@@ -221,7 +224,7 @@ class RestoreTask(TrainTask):
             self.optimizers["D"] = torch.optim.Adam(
                 self.modules["D"].parameters(), lr=cfg.lr, betas=cfg.betas
             )
-        self.perceptual: nn.Module | None = None
+        self.perceptual: PerceptualLoss | None = None
         if cfg.perceptual_weight > 0:
             from pixelforge.losses.perceptual import PerceptualLoss
 
@@ -323,6 +326,39 @@ class RestoreTask(TrainTask):
             ctx.optimize("D", ld)
             out["adv_D"] = ld.detach()
         return out
+
+    def card(self) -> dict[str, str]:
+        """The degradation the model learned to undo and its loss: two models of one task and
+        scale trained on other inputs (bicubic or real-world sr, a narrower noise range) differ
+        only in these."""
+        cfg, task = self.train_config, self.model_config.task
+        if task == "sr" and cfg.degradation == "real":
+            lo, hi = cfg.noise_sigma
+            inputs = (
+                f"blur, x{self.model_config.factor} down-scaling by a random filter, Gaussian "
+                f"noise sigma {lo:g}-{min(hi, 15.0):g}, JPEG quality 40-95"
+            )
+        elif task == "sr":
+            inputs = f"bicubic x{self.model_config.factor} down-scaling"
+        elif task == "denoise":
+            p = cfg.noise_sigma_power
+            power = f" (train.noise_sigma_power={p:g})" if p != 1 else ""
+            inputs = f"Gaussian noise sigma {cfg.noise_sigma[0]:g}-{cfg.noise_sigma[1]:g}{power}"
+        elif task == "jpeg":
+            inputs = f"JPEG quality {cfg.jpeg_quality[0]}-{cfg.jpeg_quality[1]}"
+        elif task == "colorize":
+            inputs = "grey (the L of Lab)"
+        else:
+            kind = "border" if task == "uncrop" else cfg.mask_kind
+            inputs = f"{kind} masks"
+        loss = f"{cfg.pixel_weight:g} x {cfg.pixel_loss}"
+        if self.perceptual is not None:
+            loss += f" + {cfg.perceptual_weight:g} x VGG features"
+            if str(self.perceptual.vgg.weights_sha256).startswith("random"):
+                loss += " (a random-weight VGG: no ImageNet weights were found)"
+        if cfg.adv_weight > 0:
+            loss += f" + {cfg.adv_weight:g} x adversarial"
+        return {"degradation": inputs, "loss": loss}
 
     def export(self) -> RestoreModel:
         model = RestoreModel(self.model_config)
