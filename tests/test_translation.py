@@ -316,8 +316,12 @@ def _unet_table(cin: int, cout: int, ngf: int, depth: int) -> dict[str, tuple[in
     return t
 
 
-def _ref_unet(sd: dict[str, torch.Tensor], x: torch.Tensor, depth: int) -> torch.Tensor:
+def _ref_unet(
+    sd: dict[str, torch.Tensor], x: torch.Tensor, depth: int, stats: str = "running"
+) -> torch.Tensor:
     def bn(h, key):
+        if stats == "image":  # their test.py without --eval: training mode, batch of 1
+            return F.batch_norm(h, None, None, sd[key + ".weight"], sd[key + ".bias"], True)
         return F.batch_norm(
             h, sd[key + ".running_mean"], sd[key + ".running_var"], sd[key + ".weight"],
             sd[key + ".bias"], training=False,
@@ -419,10 +423,18 @@ def test_junyanz_unet_imports_as_pix2pix(tmp_path, cli):
     model = hub.load(tmp_path / "p2p")
     assert model.family == "pix2pix" and model.size_multiple == 128
     x = torch.rand(1, 3, 128, 256) * 2 - 1
-    with torch.no_grad():
-        assert torch.allclose(model.translate(x), _ref_unet(sd, x, depth), atol=1e-5)
+    with torch.no_grad():  # each image's own batch statistics, as their test.py
+        assert torch.allclose(model.translate(x), _ref_unet(sd, x, depth, "image"), atol=1e-5)
     out_image = apply_model(model, torch.rand(3, 50, 70))  # padded to 128 inside
     assert out_image.shape == (3, 50, 70)
+    code, _, err = cli(
+        "import", "junyanz", tmp_path / "latest_net_G.pth", "--bn-stats", "running", "--out",
+        tmp_path / "p2p-eval", "--allow-pickle",
+    )  # fmt: skip
+    assert code == 0, err
+    with torch.no_grad():  # the running averages, as their test.py --eval
+        got = hub.load(tmp_path / "p2p-eval").translate(x)
+        assert torch.allclose(got, _ref_unet(sd, x, depth), atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- instance norm

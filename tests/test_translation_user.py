@@ -152,14 +152,21 @@ class _JunyanzResnet(nn.Module):
         return self.model(x)
 
 
-@pytest.mark.parametrize("dropout", [False, True])
-def test_junyanz_resnet_with_batch_norm_imports_and_translates_as_theirs(tmp_path, dropout):
-    # e.g. their pix2pix with --netG resnet_6blocks (batch norm), with or without --no_dropout
-    theirs = _JunyanzResnet(ngf=4, blocks=2, norm="batch", dropout=dropout).eval()
+@pytest.mark.parametrize(("dropout", "bn_stats"), [(False, "image"), (True, "running")])
+def test_junyanz_resnet_with_batch_norm_imports_and_translates_as_theirs(
+    tmp_path, dropout, bn_stats
+):
+    # e.g. their pix2pix with --netG resnet_6blocks (batch norm), with or without --no_dropout;
+    # their test.py runs it in training mode (each image's own batch statistics) unless --eval
+    theirs = _JunyanzResnet(ngf=4, blocks=2, norm="batch", dropout=dropout)
     torch.save(theirs.state_dict(), tmp_path / "latest_net_G.pth")
+    theirs.train(bn_stats == "image")
+    for m in theirs.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()  # ours never drops out; theirs would give a random output
     from pixelforge.tasks.junyanz import import_junyanz
 
-    model = import_junyanz(tmp_path / "latest_net_G.pth", allow_pickle=True)
+    model = import_junyanz(tmp_path / "latest_net_G.pth", allow_pickle=True, bn_stats=bn_stats)
     assert isinstance(model, CycleGAN) and model.config.dropout == dropout
     image = torch.from_numpy(_photo(36, 52)).permute(2, 0, 1).float() / 255
     with torch.no_grad():

@@ -49,6 +49,15 @@ def import_junyanz(
     no_dropout: Annotated[
         bool, typer.Option("--no-dropout", help="The generator was trained with --no_dropout.")
     ] = False,
+    bn_stats: Annotated[
+        str,
+        typer.Option(
+            "--bn-stats",
+            help="Batch-norm generators: image (each image's own statistics, as their test.py "
+            "runs them and the pix2pix paper tests) or running (the running averages, as with "
+            "their --eval).",
+        ),
+    ] = "image",
     allow_pickle: AllowPickle = False,
     force: Force = False,
 ) -> None:
@@ -61,7 +70,8 @@ def import_junyanz(
         raise ConfigError("give --out, the model dir to write.")
     model, out = import_to_model_dir(
         out_dir, force=force, file=file, g_ab=g_ab, g_ba=g_ba, direction=direction, netg=netg,
-        norm=norm, dropout=False if no_dropout else None, allow_pickle=allow_pickle,
+        norm=norm, dropout=False if no_dropout else None, bn_stats=bn_stats,
+        allow_pickle=allow_pickle,
     )  # fmt: skip
     c = model.config
     what = (

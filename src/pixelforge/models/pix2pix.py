@@ -28,7 +28,10 @@ from pixelforge.errors import ConfigError
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.nn.layers import dcgan_init
 
-Norm = Literal["batch", "instance"]
+#: ``batch-image`` is batch norm's learnt scale and shift applied with each image's own
+#: statistics: batch norm at batch size 1 in training mode, which is how pix2pix runs at test time
+#: (Isola et al. 2017, section 3.3) and what junyanz's test.py does without ``--eval``.
+Norm = Literal["batch", "instance", "batch-image"]
 
 
 def check_channels(name: str, value: int | None) -> None:
@@ -62,11 +65,14 @@ def resolved_channels(config: object) -> tuple[int, int]:
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
-    """Batch norm (affine, running statistics) or instance norm (no affine, no running stats)."""
+    """Batch norm (affine, running statistics), instance norm (no affine, no running stats) or
+    batch-image (affine, each image's own statistics: instance norm with batch norm's weights)."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
         return nn.InstanceNorm2d(channels)
+    if kind == "batch-image":
+        return nn.InstanceNorm2d(channels, affine=True)
     raise ValueError(f"unknown normalisation '{kind}'")
 
 
@@ -90,7 +96,7 @@ class Pix2PixConfig:
     ngf: int = 64  # generator feature maps at full resolution
     ndf: int = 64  # discriminator feature maps at its first layer
     depth: int = 8  # U-Net halvings (8: unet_256, 7: unet_128); sides are padded to 2**depth
-    norm: Norm = "batch"  # normalisation in G and D: batch (the paper) or instance
+    norm: Norm = "batch"  # normalisation in G and D: batch (the paper), instance or batch-image
     dropout: bool = True  # dropout 0.5 in the decoder's widest inner levels (levels 4..depth-2)
     d_layers: int = 3  # stride-2 layers of the PatchGAN (3: 70x70 patches)
 

@@ -13,10 +13,14 @@ and, for ResNets, dropout) is read from the tensors and checked against the opti
   both generators (``g_ab`` = their G_A, ``g_ba`` = their G_B) or only the one given
   (``direction``); a ResNet trained with their pix2pix imports the same way.
 
-Differences from running their ``test.py``: networks run in eval mode (batch norm uses its
-running statistics, as with their ``--eval``; dropout is off), and old instance-norm checkpoints'
-``running_mean``/``running_var`` entries are dropped, as their loader does: instance norm uses
-each image's own statistics.
+Batch norm at test time: their ``test.py`` runs the networks in training mode unless given
+``--eval``, at batch size 1, so batch norm normalises each image with its own statistics, as the
+pix2pix paper does at test time. That is the default here too (``bn_stats="image"``: the model's
+``norm`` is ``batch-image``, batch norm's scale and shift with each image's statistics, which
+tiled inference gathers over the whole image); ``bn_stats="running"`` uses the running averages,
+as with their ``--eval``. Dropout is off either way (their default test keeps it on, so their
+outputs are random), and old instance-norm checkpoints' ``running_mean``/``running_var`` entries
+are dropped, as their loader does.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import torch
 from pixelforge import hub
 from pixelforge.errors import ConfigError, ModelLoadError
 from pixelforge.models.cyclegan import CycleGAN, CycleGANConfig
-from pixelforge.models.pix2pix import Pix2Pix, Pix2PixConfig
+from pixelforge.models.pix2pix import Norm, Pix2Pix, Pix2PixConfig
 
 NETG_NAMES = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
@@ -196,8 +200,8 @@ def rename(
             unused.append(key)
             continue
         if new not in expected:
-            if info.norm == "instance" and key.rsplit(".", 1)[-1] in _NORM_STATS:
-                continue  # instance norm of old checkpoints: statistics their loader drops too
+            if key.rsplit(".", 1)[-1] in _NORM_STATS:
+                continue  # running statistics our norm does not use (instance or batch-image)
             unused.append(key)
             continue
         if tuple(value.shape) != tuple(expected[new].shape):
@@ -225,14 +229,20 @@ def _channels(a: int, b: int) -> int:
     return 3 if 3 in (a, b) else 1
 
 
+def _norm(info: GeneratorInfo, bn_stats: str) -> Norm:
+    """Our norm for their ``info.norm`` run with ``bn_stats`` (module docstring)."""
+    return "batch-image" if info.norm == "batch" and bn_stats == "image" else info.norm
+
+
 def pix2pix_from(
-    state: dict[str, torch.Tensor], info: GeneratorInfo, path: str | Path, dropout: bool | None
-) -> Pix2Pix:
+    state: dict[str, torch.Tensor], info: GeneratorInfo, path: str | Path, dropout: bool | None,
+    bn_stats: str = "image",
+) -> Pix2Pix:  # fmt: skip
     """A pix2pix model holding the U-Net of ``state``."""
     config = Pix2PixConfig(
         image_size=2**info.depth, channels=_channels(info.in_channels, info.out_channels),
         channels_a=info.in_channels, channels_b=info.out_channels, ngf=info.ngf,
-        depth=info.depth, norm=info.norm, dropout=True if dropout is None else dropout,
+        depth=info.depth, norm=_norm(info, bn_stats), dropout=True if dropout is None else dropout,
         d_layers=3 if 2**info.depth >= 24 else 1,
     )  # fmt: skip
     model = Pix2Pix(config)
@@ -241,7 +251,7 @@ def pix2pix_from(
 
 
 def cyclegan_from(
-    files: dict[str, tuple[dict[str, torch.Tensor], GeneratorInfo, str]],
+    files: dict[str, tuple[dict[str, torch.Tensor], GeneratorInfo, str]], bn_stats: str = "image"
 ) -> CycleGAN:
     """A cyclegan model from ``{"AtoB": (state, info, path), "BtoA": ...}`` (one or both)."""
     infos = [info for _, info, _ in files.values()]
@@ -269,7 +279,8 @@ def cyclegan_from(
     generators: Any = "both" if len(files) == 2 else next(iter(files))
     config = CycleGANConfig(
         image_size=256, channels=_channels(ca, cb), channels_a=ca, channels_b=cb, ngf=first.ngf,
-        n_blocks=first.depth, norm=first.norm, dropout=bool(first.dropout), generators=generators,
+        n_blocks=first.depth, norm=_norm(first, bn_stats), dropout=bool(first.dropout),
+        generators=generators,
     )  # fmt: skip
     model = CycleGAN(config)
     for direction, (state, info, path) in files.items():
@@ -288,12 +299,19 @@ def import_junyanz(
     netg: str | None = None,
     norm: str | None = None,
     dropout: bool | None = None,
+    bn_stats: str = "image",
     allow_pickle: bool = False,
 ) -> Pix2Pix | CycleGAN:
     """The pixelforge model of one junyanz generator file (``file``; a ResNet is the generator
-    of ``direction``) or of a CycleGAN pair (``g_ab`` = their G_A, ``g_ba`` = their G_B)."""
+    of ``direction``) or of a CycleGAN pair (``g_ab`` = their G_A, ``g_ba`` = their G_B).
+    ``bn_stats``: image or running statistics for batch norm (module docstring)."""
     if norm is not None and norm not in ("batch", "instance"):
         raise ConfigError(f"--norm must be batch or instance, got '{norm}'.")
+    if bn_stats not in ("image", "running"):
+        raise ConfigError(
+            f"--bn-stats must be image (each image's own statistics, as their test.py) or "
+            f"running (the running averages, as their test.py --eval), got '{bn_stats}'."
+        )
     if direction not in ("AtoB", "BtoA"):
         raise ConfigError(f"--direction must be AtoB or BtoA, got '{direction}'.")
     if file is not None and (g_ab is not None or g_ba is not None):
@@ -319,10 +337,10 @@ def import_junyanz(
                 "FILE, without --g-ab/--g-ba/--direction."
             )
         state, info, path = loaded["AtoB"]
-        return pix2pix_from(state, info, path, dropout)
+        return pix2pix_from(state, info, path, dropout, bn_stats)
     if archs != {"resnet"}:
         raise ConfigError("--g-ab and --g-ba must both be ResNet generators of one CycleGAN run.")
-    return cyclegan_from(loaded)
+    return cyclegan_from(loaded, bn_stats)
 
 
 def import_to_model_dir(
