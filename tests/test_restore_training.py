@@ -11,6 +11,7 @@ from PIL import Image
 
 from pixelforge import hub
 from pixelforge.errors import ConfigError
+from pixelforge.io.images import read_provenance
 from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.training.run import prepare_run
 
@@ -37,6 +38,7 @@ def test_upscale_with_a_model_uses_its_own_scale(cli, tmp_path):
     assert code == 0, err
     with Image.open(tmp_path / "a.png") as im:
         assert im.size == (60, 48)
+    assert read_provenance(tmp_path / "a.png")["scale"] == 3  # pixelforge info tells the scale
     code, _, err = cli("upscale", image, "--model", sr3, "--scale", 4, "--out", tmp_path / "b.png")
     assert code == 2 and "x3, not x4" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("upscale", image, "--out", tmp_path / "c.png")

@@ -340,6 +340,7 @@ def run_command(
             "model_sha256": getattr(m, "model_sha256", None),
             "source": src.name,
             "ensemble": ensemble,
+            **({"scale": m.scale} if command == "upscale" else {}),  # a --model's own, unasked
             **sampled,
         }
         write_png(dst, result, provenance)
