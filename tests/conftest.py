@@ -19,9 +19,9 @@ from pixelforge.training.run import RunSpec, prepare_run
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def make_image_folder(root: Path, kind: str = "folder", n: int = 12) -> str:
+def make_image_folder(root: Path, kind: str = "folder", n: int = 12, grey_b: bool = False) -> str:
     """``n`` random 10x12 RGB PNGs laid out for ``kind`` (folder, paired or unpaired) under
-    ``root``; returns the dataset spec."""
+    ``root`` (side B grey with ``grey_b``, as alpha mattes are); returns the dataset spec."""
     import torch
     from PIL import Image
 
@@ -31,6 +31,8 @@ def make_image_folder(root: Path, kind: str = "folder", n: int = 12) -> str:
         (root / side).mkdir(parents=True, exist_ok=True)
         for i in range(n):
             pixels = (torch.rand(10, 12, 3, generator=g) * 255).to(torch.uint8).numpy()
+            if grey_b and side == "B":
+                pixels = pixels[:, :, 0]
             Image.fromarray(pixels).save(root / side / f"img{i}.png")
     return f"{kind}:{root}"
 
@@ -53,7 +55,7 @@ def family_dataset(family: str, where: Path) -> str:
         return "digits"
     if kind == "scene":
         return make_scene_folder(where / "data-scene")
-    return make_image_folder(where / f"data-{kind}", kind)
+    return make_image_folder(where / f"data-{kind}", kind, grey_b=family == "matting")
 
 
 def tiny_spec(
