@@ -7,6 +7,11 @@ the end), concatenating the encoder's output of the same level before each one. 
 have sides that are multiples of ``2**depth`` (``size_multiple``); the translation task pads.
 Dropout 0.5 in the decoder's widest inner levels is pix2pix's only noise.
 
+Normalisation defaults to ``batch-image``: the paper trains at batch size 1 with batch norm and
+tests with the test image's own statistics, so each image is normalised by its own statistics in
+training and translation alike (batch norm's running averages, ``norm=batch``, would translate
+with statistics the network never trained on).
+
 The 70x70 PatchGAN discriminator (``d_layers=3``) classifies overlapping patches; it is shared
 with CycleGAN and lives in the training task, not in the saved model.
 
@@ -96,7 +101,7 @@ class Pix2PixConfig:
     ngf: int = 64  # generator feature maps at full resolution
     ndf: int = 64  # discriminator feature maps at its first layer
     depth: int = 8  # U-Net halvings (8: unet_256, 7: unet_128); sides are padded to 2**depth
-    norm: Norm = "batch"  # normalisation in G and D: batch (the paper), instance or batch-image
+    norm: Norm = "batch-image"  # G and D: batch-image (the paper at batch 1), batch, instance
     dropout: bool = True  # dropout 0.5 in the decoder's widest inner levels (levels 4..depth-2)
     d_layers: int = 3  # stride-2 layers of the PatchGAN (3: 70x70 patches)
 
