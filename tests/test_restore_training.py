@@ -13,6 +13,7 @@ from pixelforge import hub
 from pixelforge.errors import ConfigError
 from pixelforge.io.images import read_provenance
 from pixelforge.models.restore import RestoreConfig, RestoreModel
+from pixelforge.training.restore import RestoreTask, RestoreTrainConfig, make_pair
 from pixelforge.training.run import prepare_run
 
 from conftest import FIXTURES
@@ -129,3 +130,23 @@ def test_info_of_a_trained_run_says_what_it_learned_to_undo(cli, tmp_path):
     assert code == 0, err
     card = json.loads(cli("info", tmp_path / "jpeg", "--json")[1])["model"]["card"]
     assert "JPEG quality 30-60" in card["degradation"] and "0.5 x VGG" in card["loss"]
+
+
+def test_colorize_trains_with_a_perceptual_loss_on_the_coloured_photo(cli, tmp_path):
+    # train.perceptual_weight for a colorizer: the VGG compares RGB photos made of the input's
+    # lightness and the a/b colours (it crashed at the first step on the two a/b channels)
+    photos = photo_folder(tmp_path / "photos", {"a": "RGB", "b": "RGB"})
+    code, _, err = cli(
+        "train", "restore", "--data", photos, "--steps", 1, "--out", tmp_path / "run",
+        "--set", "model.task=colorize", "--set", "train.perceptual_weight=1", *TINY_RUN,
+    )  # fmt: skip
+    assert code == 0, err
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert logged["perceptual"] > 0
+    config = RestoreConfig(task="colorize", image_size=16, width=4, blocks=1, depth=1)
+    task = RestoreTask(config, RestoreTrainConfig(perceptual_weight=1))
+    clean = torch.rand(1, 3, 16, 16)
+    inp, target, _ = make_pair(config, task.train_config, clean, torch.Generator().manual_seed(0))
+    _, rgb = task._as_rgb(inp, target, target)
+    turned = [torch.rot90(clean.flip(f), k, (-2, -1)) for f in ((), (-1,)) for k in range(4)]
+    assert min(float((rgb - (t * 2 - 1)).abs().max()) for t in turned) < 1e-3  # the photo itself

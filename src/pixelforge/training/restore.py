@@ -27,7 +27,7 @@ from pixelforge.errors import ConfigError
 from pixelforge.losses.adversarial import d_loss, g_loss
 from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.restoration import degrade
-from pixelforge.restoration.color import rgb_to_lab
+from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
 from pixelforge.training.config import TINY_TRAIN, TrainConfig
 from pixelforge.training.task import StepContext, TrainTask, frozen_copy
 
@@ -304,10 +304,7 @@ class RestoreTask(TrainTask):
         out: dict[str, torch.Tensor] = {cfg.pixel_loss: pixel.detach()}
         if self.perceptual is not None:
             self.perceptual.to(pred.device)
-            p, t = pred, target
-            if p.shape[1] == 1:
-                p, t = p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1)
-            perc = self.perceptual(p, t)
+            perc = self.perceptual(*self._as_rgb(inp, pred, target))
             loss = loss + cfg.perceptual_weight * perc
             out["perceptual"] = perc.detach()
         D = self.modules.get("D")
@@ -359,6 +356,19 @@ class RestoreTask(TrainTask):
         if cfg.adv_weight > 0:
             loss += f" + {cfg.adv_weight:g} x adversarial"
         return {"degradation": inputs, "loss": loss}
+
+    def _as_rgb(
+        self, inp: torch.Tensor, pred: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output and target as RGB in [-1, 1] for the VGG: grey expanded to three channels;
+        colorization's a/b put together with the input's L (differentiably)."""
+        if self.model_config.task == "colorize":
+            lightness = (inp + 1) * 50
+            rgb = [lab_to_rgb(torch.cat([lightness, ab * 110], 1)) * 2 - 1 for ab in (pred, target)]
+            return rgb[0], rgb[1]
+        if pred.shape[1] == 1:
+            return pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+        return pred, target
 
     def export(self) -> RestoreModel:
         model = RestoreModel(self.model_config)
