@@ -160,6 +160,22 @@ def test_config_errors_say_what_to_do():
         Pix2Pix(Pix2PixConfig())  # channels not yet taken from data
 
 
+def test_pix2pix_translates_with_the_statistics_it_trained_with(tmp_path):
+    # The paper trains at batch size 1 and tests with the test image's own statistics: a trained
+    # step's normalisation and translate's must be the same function of the image.
+    spec = tiny_spec("pix2pix", tmp_path)
+    Trainer(spec, tmp_path, progress=False).fit()
+    model = hub.load(tmp_path)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        translated = model.translate(x)
+        model.generator.train()
+        for m in model.generator.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()  # dropout is the paper's noise, off in both
+        assert torch.allclose(model.generator(x), translated, atol=1e-6)
+
+
 def test_pix2pix_refuses_unlabelled_image_data(tmp_path):
     spec = tiny_spec("pix2pix", tmp_path, dataset="digits")
     with pytest.raises(PixelforgeError, match="paired"):
