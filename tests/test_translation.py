@@ -403,6 +403,17 @@ def test_junyanz_resnet_pair_imports_as_cyclegan(tmp_path, cli):
         model.direction = "BtoA"
         assert torch.allclose(model.translate(x), _ref_resnet(sd_b, x, n), atol=1e-5)
 
+    # their G_B file alone is the B -> A generator, without being told
+    code, _, err = cli(
+        "import", "junyanz", tmp_path / "latest_net_G_B.pth", "--out", tmp_path / "b",
+        "--allow-pickle",
+    )  # fmt: skip
+    assert code == 0, err
+    model = hub.load(tmp_path / "b")
+    assert model.config.generators == "BtoA"
+    with torch.no_grad():
+        assert torch.allclose(model.translate(x), _ref_resnet(sd_b, x, n), atol=1e-5)
+
 
 def test_junyanz_single_generator_and_wrong_options(tmp_path):
     from pixelforge.tasks.junyanz import import_junyanz

@@ -29,11 +29,12 @@ def import_junyanz(
         Path | None, typer.Option("--g-ba", help="CycleGAN: their G_B file (B->A).")
     ] = None,
     direction: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="For one ResNet FILE: the direction it translates, AtoB (G_A) or BtoA (G_B)."
+            help="For one ResNet FILE: the direction it translates, AtoB (G_A) or BtoA (G_B); "
+            "default: BtoA for a file named *G_B.pth, else AtoB."
         ),
-    ] = "AtoB",
+    ] = None,
     netg: Annotated[
         str | None,
         typer.Option(

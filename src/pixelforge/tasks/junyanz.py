@@ -295,7 +295,7 @@ def import_junyanz(
     *,
     g_ab: str | Path | None = None,
     g_ba: str | Path | None = None,
-    direction: str = "AtoB",
+    direction: str | None = None,
     netg: str | None = None,
     norm: str | None = None,
     dropout: bool | None = None,
@@ -312,7 +312,7 @@ def import_junyanz(
             f"--bn-stats must be image (each image's own statistics, as their test.py) or "
             f"running (the running averages, as their test.py --eval), got '{bn_stats}'."
         )
-    if direction not in ("AtoB", "BtoA"):
+    if direction not in (None, "AtoB", "BtoA"):
         raise ConfigError(f"--direction must be AtoB or BtoA, got '{direction}'.")
     if file is not None and (g_ab is not None or g_ba is not None):
         raise ConfigError("give either one FILE or --g-ab/--g-ba, not both.")
@@ -320,6 +320,8 @@ def import_junyanz(
         raise ConfigError(
             "give a generator file (latest_net_G.pth), or --g-ab G_A.pth and/or --g-ba G_B.pth."
         )
+    if direction is None:  # their CycleGAN saves G_B (B -> A) as *_net_G_B.pth
+        direction = "BtoA" if file is not None and Path(file).stem.endswith("G_B") else "AtoB"
     named = {"AtoB": g_ab, "BtoA": g_ba} if file is None else {direction: file}
     loaded: dict[str, tuple[dict[str, torch.Tensor], GeneratorInfo, str]] = {}
     for d, p in named.items():
