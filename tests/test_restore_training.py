@@ -150,3 +150,15 @@ def test_colorize_trains_with_a_perceptual_loss_on_the_coloured_photo(cli, tmp_p
     _, rgb = task._as_rgb(inp, target, target)
     turned = [torch.rot90(clean.flip(f), k, (-2, -1)) for f in ((), (-1,)) for k in range(4)]
     assert min(float((rgb - (t * 2 - 1)).abs().max()) for t in turned) < 1e-3  # the photo itself
+
+
+def test_eval_every_is_refused_before_training(cli, tmp_path):
+    # the trainer's evaluation samples images for FID: a restore run stopped at the first
+    # evaluation, losing the steps since its last checkpoint
+    photos = photo_folder(tmp_path / "photos", {"a": "RGB", "b": "RGB"})
+    code, _, err = cli(
+        "train", "restore", "--data", photos, "--steps", 2, "--out", tmp_path / "run",
+        "--set", "model.task=denoise", "--set", "train.eval_every=1", *TINY_RUN,
+    )  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "eval psnr" in err
+    assert not (tmp_path / "run").exists()
