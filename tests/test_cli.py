@@ -160,6 +160,37 @@ def test_models_and_data_listings(cli, tmp_path):
     assert code == 0 and "360" in out and (tmp_path / "d.png").is_file()
 
 
+def test_data_show_of_paired_data_draws_each_a_beside_its_b(tmp_path, cli):
+    from pixelforge.io.images import write_png
+
+    for i in range(4):  # A red, B blue, brightness by pair
+        level = 0.4 + 0.2 * i
+        write_png(
+            tmp_path / "p" / "A" / f"{i}.png",
+            torch.tensor([level, 0, 0])[:, None, None].expand(3, 8, 8),
+        )
+        write_png(
+            tmp_path / "p" / "B" / f"{i}.png",
+            torch.tensor([0, 0, level])[:, None, None].expand(3, 8, 8),
+        )
+    code, out, err = cli(
+        "data", "show", f"paired:{tmp_path / 'p'}", "--out", tmp_path / "g.png", "--size", "8"
+    )
+    assert code == 0, err
+    grid = read_image(tmp_path / "g.png").astype(int)
+    # cells of 8 px after 2 px of padding, pairs in reading order: A, B, A, B, ...
+    rows, cols = (grid.shape[0] - 2) // 10, (grid.shape[1] - 2) // 10
+    assert cols % 2 == 0 and rows * cols >= 8
+    cells = [
+        grid[2 + 10 * r : 10 + 10 * r, 2 + 10 * c : 10 + 10 * c].reshape(-1, 3).mean(0)
+        for r in range(rows)
+        for c in range(cols)
+    ][:8]
+    assert [int(c.argmax()) for c in cells] == [0, 2] * 4
+    for k in range(4):  # each A beside its own B
+        assert abs(cells[2 * k][0] - cells[2 * k + 1][2]) < 2
+
+
 def test_data_check_lists_unreadable_files(tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()

@@ -347,6 +347,8 @@ def data_show(
         table.add_row(Text(key, style="bold"), Text(str(value)))
     out().print(table)
     if out_path is not None:
+        import math
+
         import torch
 
         from pixelforge.io.images import write_png
@@ -355,11 +357,19 @@ def data_show(
         ds = open_dataset(spec, image_size=size, channels=3 if info_.channels != 1 else 1)
         idx = torch.linspace(0, len(ds) - 1, min(n, len(ds))).round().long()  # spread over the set
         batch = ds.get_batch(idx)
-        key = "image" if "image" in batch else "A"
-        write_png(
-            out_path, make_grid((batch[key] + 1) / 2), {"dataset": spec, "kind": "dataset examples"}
-        )
-        out().print(f"wrote {out_path}")
+        if "image" in batch:
+            grid = make_grid((batch["image"] + 1) / 2)
+            what = ""
+        else:  # two sides: each A beside its B (paired) or beside a B (unpaired)
+            a, b = batch["A"], batch["B"]
+            a = a.expand(-1, b.shape[1], -1, -1) if a.shape[1] < b.shape[1] else a
+            b = b.expand(-1, a.shape[1], -1, -1) if b.shape[1] < a.shape[1] else b
+            sides = torch.stack([a, b], dim=1).flatten(0, 1)
+            cols = 2 * max(1, round(math.sqrt(len(a) / 2)))
+            grid = make_grid((sides + 1) / 2, nrow=cols)
+            what = " (A and B side by side)"
+        write_png(out_path, grid, {"dataset": spec, "kind": "dataset examples"})
+        out().print(f"wrote {out_path}{what}")
 
 
 @data_app.command("check")
