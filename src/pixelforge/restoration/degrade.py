@@ -100,14 +100,20 @@ def blur(x: torch.Tensor, sigma: tuple[float, float], g: torch.Generator) -> tor
     return y.reshape(n, c, h, w)
 
 
+#: real_world's defaults: blur sigma (pixels), the noise sigma's highest (8-bit), JPEG qualities
+REAL_BLUR_SIGMA: tuple[float, float] = (0.2, 2.0)
+REAL_NOISE_MAX: float = 15.0
+REAL_JPEG_QUALITY: tuple[int, int] = (40, 95)
+
+
 def real_world(
     x: torch.Tensor,
     scale: int,
     g: torch.Generator,
     *,
-    blur_sigma: tuple[float, float] = (0.2, 2.0),
-    noise_sigma: tuple[float, float] = (0.0, 15.0),
-    jpeg_quality: tuple[int, int] = (40, 95),
+    blur_sigma: tuple[float, float] = REAL_BLUR_SIGMA,
+    noise_sigma: tuple[float, float] = (0.0, REAL_NOISE_MAX),
+    jpeg_quality: tuple[int, int] = REAL_JPEG_QUALITY,
 ) -> torch.Tensor:
     """Blur, downscale by ``scale`` with a random filter (bicubic, bilinear or area), add noise,
     JPEG-compress: low-resolution inputs like users' photos."""

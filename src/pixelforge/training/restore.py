@@ -8,8 +8,9 @@ holes, and reused: the adaptive fill costs seconds per crop, too slow to redo ev
 
 Loss: L1 on the output (``train.pixel_loss=l2``: squared error; inpainting and uncropping: inside
 the hole, normalised by its area; colorization: on a/b). Super-resolution with a GAN (SRGAN, Ledig et al. 2017) adds
-``perceptual_weight`` x a VGG feature distance and ``adv_weight`` x a non-saturating adversarial
-term from a patch discriminator, usually fine-tuned from a pixel-loss model with ``--init``.
+``perceptual_weight`` x a VGG feature distance (colorization: of the RGB photos the input's L and
+the a/b make) and ``adv_weight`` x a non-saturating adversarial term from a patch discriminator,
+usually fine-tuned from a pixel-loss model with ``--init``.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def make_pair(
         scale = config.factor
         if train.degradation == "real":
             lo, hi = train.noise_sigma
-            inp = degrade.real_world(x, scale, g, noise_sigma=(lo, min(hi, 15.0)))
+            inp = degrade.real_world(x, scale, g, noise_sigma=(lo, min(hi, degrade.REAL_NOISE_MAX)))
         else:
             inp = degrade.downscale(x, scale)
     elif task == "denoise":
@@ -337,9 +338,11 @@ class RestoreTask(TrainTask):
         cfg, task = self.train_config, self.model_config.task
         if task == "sr" and cfg.degradation == "real":
             lo, hi = cfg.noise_sigma
+            (b0, b1), (q0, q1) = degrade.REAL_BLUR_SIGMA, degrade.REAL_JPEG_QUALITY
             inputs = (
-                f"blur, x{self.model_config.factor} down-scaling by a random filter, Gaussian "
-                f"noise sigma {lo:g}-{min(hi, 15.0):g}, JPEG quality 40-95"
+                f"blur sigma {b0:g}-{b1:g}, x{self.model_config.factor} down-scaling by a random "
+                f"filter, Gaussian noise sigma {lo:g}-{min(hi, degrade.REAL_NOISE_MAX):g}, JPEG "
+                f"quality {q0}-{q1}"
             )
         elif task == "sr":
             inputs = f"bicubic x{self.model_config.factor} down-scaling"
