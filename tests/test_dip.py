@@ -127,14 +127,14 @@ def files(tmp_path: Path, clean: np.ndarray) -> dict[str, Path]:
     [
         ("denoise", [], (24, 32)),
         ("inpaint", ["--mask", "mask"], (24, 32)),
-        ("upscale", [], (48, 64)),
+        ("upscale", ["--scale", 2], (48, 64)),
     ],
 )
 def test_cli_writes_png(cli, files, tmp_path: Path, task: str, extra: list, size: tuple) -> None:
     out = tmp_path / "out.png"
     extra = [files.get(a, a) for a in extra]
     args = [files["image"], "--task", task, *extra, "--iterations", 3, "--out", out]
-    code, stdout, stderr = cli("dip", *args, "--scale", 2, "--device", "cpu", "--no-progress")
+    code, stdout, stderr = cli("dip", *args, "--device", "cpu", "--no-progress")
     assert code == 0, stderr
     assert "wrote" in stdout
     assert read_image(out).shape[:2] == size
@@ -161,3 +161,137 @@ def test_cli_bad_input(cli, files, tmp_path: Path, args: list, words: str) -> No
     assert stderr.startswith("error: ") and words in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
     assert not (tmp_path / "o.png").exists()
+
+
+# ---------------------------------------------------------------- what users give and expect
+
+
+def _cli_dip(cli, *args: object) -> tuple[int, str, str]:
+    return cli("dip", *args, "--device", "cpu", "--no-progress")
+
+
+def test_cli_keeps_grey_grey_and_transparency(cli, clean: np.ndarray, tmp_path: Path) -> None:
+    """As the restoration commands: a grey photo comes back grey (one channel), alpha is kept
+    (enlarged with the image by upscale), and inpaint composites over white."""
+    from PIL import Image
+
+    grey = tmp_path / "grey.png"
+    Image.fromarray(clean[:24, :32]).convert("L").save(grey)
+    rgba = clean[:24, :32].copy()
+    alpha = np.full((24, 32), 255, np.uint8)
+    alpha[:, :10] = 0
+    alpha[:, 10:14] = 128
+    rgba_path = tmp_path / "rgba.png"
+    Image.fromarray(np.dstack([rgba, alpha])).save(rgba_path)
+    hole = np.zeros((24, 32), np.uint8)
+    hole[8:16, 12:24] = 255
+    write_png(tmp_path / "mask.png", hole)
+    runs = [
+        (grey, ["--task", "denoise"], "L", (24, 32)),
+        (grey, ["--task", "inpaint", "--mask", tmp_path / "mask.png"], "L", (24, 32)),
+        (rgba_path, ["--task", "denoise"], "RGBA", (24, 32)),
+        (rgba_path, ["--task", "upscale", "--scale", "2"], "RGBA", (48, 64)),
+        (rgba_path, ["--task", "inpaint", "--mask", tmp_path / "mask.png"], "RGB", (24, 32)),
+    ]
+    for i, (source, args, mode, size) in enumerate(runs):
+        out = tmp_path / f"out{i}.png"
+        code, _, err = _cli_dip(cli, source, *args, "--iterations", 2, "--out", out)
+        assert code == 0, err
+        with Image.open(out) as im:
+            assert (im.mode, im.size[::-1]) == (mode, size), args
+            result = np.asarray(im)
+        if args[1] == "denoise" and mode == "RGBA":
+            assert np.array_equal(result[..., 3], alpha)
+        if args[1] == "inpaint" and mode == "L":  # the known pixels are the grey input's
+            assert np.array_equal(result[hole == 0], read_image(grey, mode="L")[..., 0][hole == 0])
+
+
+def test_cli_out_folder_gets_the_image_name(cli, files, tmp_path: Path) -> None:
+    """--out ending in / or naming a folder writes into it, as the restoration commands."""
+    (tmp_path / "results").mkdir()
+    for out in (f"{tmp_path / 'results'}/", tmp_path / "results", f"{tmp_path / 'new'}/"):
+        code, _, err = _cli_dip(cli, files["image"], "--iterations", 1, "--out", out)
+        assert code == 0, err
+        assert read_image(Path(out) / "image.png").shape == (24, 32, 3)
+    assert not (tmp_path / "results.png").exists() and not (tmp_path / "new.png").exists()
+
+
+def test_cli_refuses_scale_without_upscale(cli, files, tmp_path: Path) -> None:
+    code, _, err = _cli_dip(cli, files["image"], "--scale", 2, "--out", tmp_path / "o.png")
+    assert code == 2 and "--scale goes with --task upscale" in err, err
+
+
+def test_an_image_over_the_cap_is_refused_before_any_work(
+    cli, files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A canvas the network cannot fit in reasonable memory and time is refused at once, with
+    its size and what to do (the cap is lowered here so a small image exceeds it)."""
+    import pixelforge.restoration.dip as dip
+
+    monkeypatch.setattr(dip, "MAX_PIXELS", 64 * 64, raising=False)  # the smallest canvas
+    out = tmp_path / "o.png"
+    code, _, err = _cli_dip(cli, files["image"], "--task", "upscale", "--scale", 3, "--out", out)
+    assert code == 2 and "the output is 96x72" in err and "smaller --scale" in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    code, _, err = _cli_dip(cli, files["image"], "--iterations", 1, "--out", out)
+    assert code == 0, err  # 24 x 32 fits
+
+
+def test_ctrl_c_writes_the_result_so_far(
+    cli, files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT during the third iteration: that iteration ends, the result so far is written
+    with how to make it again, and the exit code is 130 with no traceback."""
+    import os
+    import signal
+
+    from pixelforge.io.images import read_provenance
+
+    calls = 0
+    forward = SkipNet.forward
+
+    def interrupted_forward(self: SkipNet, z: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(self, z)
+
+    monkeypatch.setattr(SkipNet, "forward", interrupted_forward)
+    out = tmp_path / "so-far.png"
+    code, _, err = _cli_dip(cli, files["image"], "--iterations", 500, "--out", out)
+    assert code == 130 and "interrupted after 3 of 500" in err and "Traceback" not in err, err
+    meta = read_provenance(out)
+    assert meta is not None and meta["iterations"] == 3 and "--iterations 3 " in meta["command"]
+    monkeypatch.setattr(SkipNet, "forward", forward)
+    code, _, err = _cli_dip(cli, files["image"], "--iterations", 3, "--out", tmp_path / "3.png")
+    assert code == 0, err
+    assert np.array_equal(read_image(out), read_image(tmp_path / "3.png"))
+
+
+def test_a_long_run_says_how_long_it_will_take(
+    cli, files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pixelforge.cli.dip as cli_dip
+
+    monkeypatch.setattr(cli_dip, "LONG_RUN", 0.0, raising=False)
+    code, _, err = _cli_dip(cli, files["image"], "--iterations", 3, "--out", tmp_path / "o.png")
+    assert code == 0 and "3 iterations will take about" in err and "Ctrl-C" in err, err
+
+
+def test_python_api(clean: np.ndarray) -> None:
+    """pixelforge.dip takes what pixelforge.restore takes (a Pillow image, a boolean mask) and
+    returns a C x H x W tensor in [0, 1] whose known pixels are the input's."""
+    from PIL import Image
+
+    import pixelforge
+
+    image = Image.fromarray(clean[:24, :32])
+    hole = np.zeros((24, 32), bool)
+    hole[6:14, 8:20] = True
+    out = pixelforge.dip(image, "inpaint", mask=hole, iterations=2, device="cpu")
+    assert out.shape == (3, 24, 32) and float(out.min()) >= 0 and float(out.max()) <= 1
+    known = torch.from_numpy(~hole)
+    assert torch.equal(out[:, known], _t(clean[:24, :32])[0][:, known])
+    grey = pixelforge.dip(image.convert("L"), "upscale", scale=2, iterations=1, device="cpu")
+    assert grey.shape == (1, 48, 64)

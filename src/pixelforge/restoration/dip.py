@@ -24,17 +24,22 @@ multiples of 32: the network works on a padded canvas and the result is cropped 
 Cost: one iteration on a 481 x 321 CBSD68 image (canvas 512 x 352) took 0.5-0.6 s with one torch
 thread on an otherwise idle core of the 2-core development machine (0.9-1.05 s when it was shared
 with ~6 other busy processes), so the default 2000 denoising iterations take ~20 minutes there.
-Time grows with the pixel count; for upscaling it is that of the output.
+Time and memory grow with the pixel count (for upscaling, that of the output): on that machine a
+1024 x 1024 image took ~5 s per iteration and 3 GB, a 2000 x 1500 one 34 s and 7.4 GB (about
+2.4 kB per canvas pixel), so the network's canvas is capped at :data:`MAX_PIXELS`. A first
+Ctrl-C (SIGINT) stops after the current iteration and returns the result so far.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -50,6 +55,12 @@ TASKS: tuple[str, ...] = get_args(Task)
 #: Iterations used when none are given; the paper runs ~1800-3000 (denoise), 2000 (4x
 #: upscale) and 5000+ (inpaint). One iteration is one forward and backward pass.
 DEFAULT_ITERATIONS: dict[str, int] = {"denoise": 2000, "inpaint": 5000, "upscale": 2000}
+
+#: The largest canvas (output pixels, rounded up to the network's size multiple) fitted: 2048 x
+#: 2048, about 10 GB of memory with the default network and hours per 1000 iterations on a CPU.
+MAX_PIXELS = 2048 * 2048
+#: Memory per canvas pixel with the default network (measured: 3 GB at 1024 x 1024).
+BYTES_PER_PIXEL = 2400
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,8 @@ class DIPResult:
     """The training loss at every iteration."""
     seconds: float = 0.0
     """Wall time of the optimisation."""
+    interrupted: bool = False
+    """Stopped by Ctrl-C before the iterations asked for: ``image`` is the result so far."""
 
     @property
     def seconds_per_iteration(self) -> float:
@@ -170,6 +183,7 @@ def deep_image_prior(
     config: DIPNetConfig | None = None,
     average: bool | None = None,
     callback: Callback | None = None,
+    max_pixels: int | None = None,
 ) -> DIPResult:
     """Denoise, inpaint or upscale ``image`` with a deep image prior.
 
@@ -179,16 +193,20 @@ def deep_image_prior(
     or mps. ``average`` returns the moving average of outputs instead of the last output
     (default: on for ``denoise`` only). ``callback(step, loss)`` is called after every
     iteration. The same ``seed`` on the same device and torch thread count gives the same
-    result; the global torch RNG is left untouched.
+    result; the global torch RNG is left untouched. A canvas over ``max_pixels`` (default
+    :data:`MAX_PIXELS`) is refused before any work. In the main thread, a first Ctrl-C stops after the current iteration and
+    returns the result so far (``interrupted``; the same seed and that many iterations give it
+    again); a second one interrupts at once.
     """
     target, known = _check_inputs(image, task, mask, scale, iterations)
     config = config or DIPNetConfig()
     iterations = DEFAULT_ITERATIONS[task] if iterations is None else iterations
     average = (task == "denoise") if average is None else average
-    device = _device(device)
     h, w, c = target.shape
     out_h, out_w = (h * scale, w * scale) if task == "upscale" else (h, w)
     canvas = tuple(_canvas_side(n, config.size_multiple) for n in (out_h, out_w))
+    _check_size(out_w, out_h, canvas[0] * canvas[1], task, max_pixels or MAX_PIXELS)
+    device = _device(device)
     top, left = (canvas[0] - out_h) // 2, (canvas[1] - out_w) // 2
 
     with torch.random.fork_rng(devices=[]):  # weights and z from the seed, global RNG untouched
@@ -207,37 +225,120 @@ def deep_image_prior(
     losses: list[float] = []
     avg: torch.Tensor | None = None
     start = time.perf_counter()
-    for step in range(1, iterations + 1):
-        code = z
-        if config.reg_noise_std > 0:
-            noise = torch.randn(z.shape, generator=noise_gen, device=device)
-            code = z + config.reg_noise_std * noise
-        out = render(code)
-        if task == "upscale":
-            pred = F.interpolate(out, size=(h, w), mode="bicubic", antialias=True)
-            loss = F.mse_loss(pred, y)
-        elif weight is not None:  # inpaint: the mean squared error over the known pixels
-            loss = ((out - y).square() * weight).sum() / (weight.sum() * c)
-        else:
-            loss = F.mse_loss(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if average:
-            with torch.no_grad():
-                avg = out.detach() if avg is None else avg.lerp_(out.detach(), 1.0 - config.ema)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            raise ConfigError(f"the loss became {value} at iteration {step}; lower the lr.")
-        losses.append(value)
-        if callback is not None:
-            callback(step, value)
+    with _stop_on_interrupt() as stop_asked:
+        for step in range(1, iterations + 1):
+            code = z
+            if config.reg_noise_std > 0:
+                noise = torch.randn(z.shape, generator=noise_gen, device=device)
+                code = z + config.reg_noise_std * noise
+            out = render(code)
+            if task == "upscale":
+                pred = F.interpolate(out, size=(h, w), mode="bicubic", antialias=True)
+                loss = F.mse_loss(pred, y)
+            elif weight is not None:  # inpaint: the mean squared error over the known pixels
+                loss = ((out - y).square() * weight).sum() / (weight.sum() * c)
+            else:
+                loss = F.mse_loss(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if average:
+                with torch.no_grad():
+                    avg = out.detach() if avg is None else avg.lerp_(out.detach(), 1 - config.ema)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise ConfigError(f"the loss became {value} at iteration {step}; lower the lr.")
+            losses.append(value)
+            if callback is not None:
+                callback(step, value)
+            if stop_asked():
+                break
     if avg is None:
         with torch.no_grad():
             avg = render(z)
     seconds = time.perf_counter() - start
     result = avg[0].permute(1, 2, 0).clamp(0, 1).float().cpu().numpy()
-    return DIPResult(image=np.ascontiguousarray(result), losses=losses, seconds=seconds)
+    return DIPResult(
+        image=np.ascontiguousarray(result),
+        losses=losses,
+        seconds=seconds,
+        interrupted=len(losses) < iterations,
+    )
+
+
+@contextmanager
+def _stop_on_interrupt() -> Iterator[Callable[[], bool]]:
+    """Within the block, a first Ctrl-C (SIGINT) only asks to stop (the yielded function says
+    whether it was asked), so the loop ends after a whole iteration; a second one interrupts at
+    once. Outside the main thread, where no handler can be set, Ctrl-C behaves as usual."""
+    asked = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal asked
+        if asked:
+            raise KeyboardInterrupt
+        asked = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield lambda: False
+        return
+    try:
+        yield lambda: asked
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_size(width: int, height: int, canvas: int, task: str, max_pixels: int) -> None:
+    """Refuse a canvas over ``max_pixels`` before any work: the network fits it whole."""
+    if canvas <= max_pixels:
+        return
+    what = "output" if task == "upscale" else "image"
+    gb = canvas * BYTES_PER_PIXEL / 1e9
+    raise ConfigError(
+        f"the {what} is {width}x{height}: deep image prior fits a network to all of it at once, "
+        f"which would need about {gb:.1f} GB of memory and take hours per 1000 iterations on a "
+        f"CPU; the limit is {max_pixels:,} pixels. Crop or downscale the image"
+        + (", or use a smaller --scale." if task == "upscale" else ".")
+    )
+
+
+def dip_image(
+    image: torch.Tensor,
+    task: str,
+    *,
+    mask: np.ndarray | torch.Tensor | None = None,
+    scale: int = 4,
+    **options: Any,
+) -> tuple[torch.Tensor, DIPResult]:
+    """:func:`deep_image_prior` on an image as the restoration commands take one: ``image`` is
+    C x H x W float in [0, 1] with 1 to 4 channels (grey, grey + alpha, RGB, RGBA); ``mask`` is
+    H x W or 1 x H x W, above 0.5 (grey 127) = hole. Returns the result, C' x H' x W' in
+    [0, 1], and the optimisation's :class:`DIPResult`.
+
+    A grey image (one channel, or three equal ones) is fitted as one channel and comes back
+    grey; alpha is kept (enlarged by bicubic interpolation for ``upscale``), except by inpaint,
+    which composites the image over white (``tasks.restore.split_alpha``, as the inpaint
+    command); inpaint changes the hole only. ``options`` go to :func:`deep_image_prior`."""
+    from pixelforge.tasks.restore import split_alpha
+
+    colour, alpha = split_alpha(image.float(), keep=task != "inpaint")
+    if colour.shape[0] == 3 and all(torch.equal(colour[0], colour[i]) for i in (1, 2)):
+        colour = colour[:1]  # grey: fitted as one channel
+    hole = None if mask is None else (torch.as_tensor(mask).float() > 0.5).numpy()
+    result = deep_image_prior(
+        colour.permute(1, 2, 0).numpy(), task, mask=hole, scale=scale, **options
+    )
+    out = torch.from_numpy(result.image).permute(2, 0, 1)
+    if hole is not None:  # the known pixels stay exactly as they were
+        known = ~torch.from_numpy(check_mask(hole, *colour.shape[1:]))
+        out = torch.where(known, colour, out)
+    if alpha is not None:
+        if alpha.shape[1:] != out.shape[1:]:
+            alpha = F.interpolate(alpha[None], size=out.shape[1:], mode="bicubic")[0]
+        out = torch.cat([out, alpha.clamp(0, 1)])
+    return out, result
 
 
 def _device(name: str | torch.device) -> torch.device:
@@ -316,5 +417,6 @@ __all__ = [
     "DIPResult",
     "SkipNet",
     "deep_image_prior",
+    "dip_image",
     "read_mask",
 ]
