@@ -5,7 +5,7 @@
 >>> images = model.sample(16, seed=0)               # N x C x H x W floats in [0, 1]
 """
 
-from pixelforge.api import list_models, remove_bg, restore, train, translate
+from pixelforge.api import dip, list_models, remove_bg, restore, train, translate
 from pixelforge.errors import PixelforgeError
 from pixelforge.hub import load, save_model
 from pixelforge.version import __version__
@@ -13,6 +13,7 @@ from pixelforge.version import __version__
 __all__ = [
     "PixelforgeError",
     "__version__",
+    "dip",
     "list_models",
     "load",
     "remove_bg",

@@ -55,7 +55,8 @@ def restore(
     MODEL spec or None for the shipped default (``sr-x{scale}`` for upscale). The EXIF
     orientation of a path or Pillow image is applied, and a JPEG model runs on its pixels as
     stored (``orientation=``, for a tensor read from a turned file). Alpha (a 4-channel image)
-    is kept, except by inpaint and uncrop.
+    is kept, except by inpaint and uncrop. A palette (conditional diffusion) model samples with
+    ``seed=``, ``steps=`` and ``sampler=`` (ddim, ddpm, dpm-solver++; default: the model's).
     """
     from PIL import Image
 
@@ -98,6 +99,34 @@ def translate(
     from pixelforge.tasks.translate import translate as translate_one
 
     return translate_one(model, image, direction=direction, tile=tile, device=device)
+
+
+def dip(
+    image: Any,
+    task: str = "denoise",
+    *,
+    mask: Any = None,
+    scale: int = 4,
+    iterations: int | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Any:
+    """One image restored by a deep image prior, as `pixelforge dip` (no model, no training
+    data; minutes on a CPU): ``task`` is denoise, inpaint (with ``mask``) or upscale (by
+    ``scale``). ``image`` and ``mask`` are taken as :func:`restore` takes them. Returns a
+    C x H' x W' float tensor in [0, 1]: grey stays grey, alpha is kept (inpaint composites over
+    white). ``options`` (``device``, ``config``, ``callback``, ...) go to
+    :func:`pixelforge.restoration.dip.deep_image_prior`.
+    """
+    from pixelforge.restoration.dip import dip_image
+    from pixelforge.tasks.image2image import as_image_tensor
+
+    pixels = as_image_tensor(image, mode="RGB" if task == "inpaint" else "RGBA")
+    hole = None if mask is None else as_image_tensor(mask, mask=True)
+    restored, _ = dip_image(
+        pixels, task, mask=hole, scale=scale, iterations=iterations, seed=seed, **options
+    )
+    return restored
 
 
 def list_models() -> list[str]:
