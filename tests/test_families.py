@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pixelforge import hub, runs
+from pixelforge.errors import ConfigError
 from pixelforge.registry import get_family, list_families
 from pixelforge.tasks.image2image import apply_model
 from pixelforge.training.run import prepare_run
@@ -26,6 +27,15 @@ def test_two_steps_then_resume_to_four(family, tmp_path):
     trainer = Trainer(more, tmp_path, progress=False)
     trainer.fit()
     assert resumed and trainer.step == 4
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if get_family(f).kind == "image2image"])
+def test_fid_during_training_is_refused_for_models_that_sample_nothing(family, tmp_path):
+    # train.eval_every scores FID of samples from noise: such a run stopped at its first
+    # evaluation, losing the steps since its last checkpoint
+    spec = tiny_spec(family, tmp_path / "run", train={"eval_every": 1})
+    with pytest.raises(ConfigError, match="generates none"):
+        Trainer(spec, tmp_path / "run", progress=False)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -86,6 +86,14 @@ class Trainer:
         self._setup_processes()
         torch.manual_seed(self.cfg.seed)
         self.task: TrainTask = spec.family.task_cls(spec.model, spec.train)
+        samples_nothing = spec.family.kind != "generator" and not hasattr(self.task, "evaluate")
+        if self.cfg.eval_every and samples_nothing:  # the default evaluation is FID of samples
+            raise ConfigError(
+                f"train.eval_every measures FID of generated samples, and a {spec.family.name} "
+                "model generates none: leave it 0, and measure the run on held-out images with "
+                "its command and `pixelforge eval psnr RESULTS/ ORIGINALS/` (`pixelforge eval "
+                "matting` for a matting model)."
+            )
         for module in self.task.modules.values():
             module.to(self.device)
         for opt in self.task.optimizers.values():
