@@ -173,7 +173,7 @@ def test_data_show_of_paired_data_draws_each_a_beside_its_b(tmp_path, cli):
             tmp_path / "p" / "B" / f"{i}.png",
             torch.tensor([0, 0, level])[:, None, None].expand(3, 8, 8),
         )
-    code, out, err = cli(
+    code, _, err = cli(
         "data", "show", f"paired:{tmp_path / 'p'}", "--out", tmp_path / "g.png", "--size", "8"
     )
     assert code == 0, err
