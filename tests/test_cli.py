@@ -191,6 +191,21 @@ def test_data_show_of_paired_data_draws_each_a_beside_its_b(tmp_path, cli):
         assert abs(cells[2 * k][0] - cells[2 * k + 1][2]) < 2
 
 
+def test_training_names_the_unreadable_images_it_skipped(tmp_path, cli):
+    from pixelforge.io.images import write_png
+
+    folder = tmp_path / "imgs"
+    for i in range(25):
+        write_png(folder / f"{i}.png", torch.rand(3, 8, 8))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # 1 of 26: within 5%
+    code, _, err = cli(
+        "train", "dcgan", "--data", f"folder:{folder}", "--steps", "1", "--out", tmp_path / "run",
+        "--set", "model.num_classes=null", *TINY,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "skipped 1 unreadable image: " in err and "broken.png" in err
+
+
 def test_data_check_lists_unreadable_files(tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()

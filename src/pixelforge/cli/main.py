@@ -134,6 +134,14 @@ def train(
             f"{verb}: {spec.family.name} on {spec.data} -> {out_dir} ({trainer.device}, "
             f"{trainer.world_size} process{'es' if trainer.world_size > 1 else ''})"
         )
+        skipped = getattr(trainer.dataset, "skipped", [])
+        if skipped:  # within data.max_bad_fraction: trained without them, said once
+            named = "; ".join(f"{p} ({why})" for p, why in skipped[:3])
+            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            err().print(
+                f"skipped {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''}: "
+                f"{named}{more}. `pixelforge data check {spec.data}` lists them all."
+            )
     last = trainer.fit()
     if trainer.is_main:
         out().print(f"done: {trainer.step} steps; model: {last / 'model'}")
