@@ -86,7 +86,7 @@ def dip(
     hole = read_mask(mask, *pixels.shape[1:]) if mask is not None else None
     steps = DEFAULT_ITERATIONS[task] if iterations is None else iterations
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    bar = Progress(
+    bar = Progress(  # on a terminal only, as the restoration commands: piped output stays clean
         TextColumn(f"dip {task}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
@@ -94,26 +94,26 @@ def dip(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
-        disable=not progress,
+        disable=not progress or not err.is_terminal,
     )
-    with bar:
-        bar_task = bar.add_task("dip", total=steps, loss="-")
+    bar_task = bar.add_task("dip", total=steps, loss="-")
+    first_done = 0.0  # when the first iteration (slower: warm-up) ended
 
-        first_done = 0.0  # when the first iteration (slower: warm-up) ended
+    def report(step: int, loss: float) -> None:
+        nonlocal first_done
+        if step == 1:  # shown from here: an input refused before any work gets its error only
+            bar.start()
+            first_done = time.perf_counter()
+        bar.update(bar_task, completed=step, loss=f"{loss:.5f}")
+        expected = (time.perf_counter() - first_done) * steps
+        if step == 2 and expected > LONG_RUN:  # say so early, with or without the bar
+            err.print(
+                f"dip {task}: {steps} iterations will take about {_duration(expected)} here "
+                "(time grows with the pixel count); Ctrl-C stops after the current one and "
+                "writes the result so far."
+            )
 
-        def report(step: int, loss: float) -> None:
-            nonlocal first_done
-            bar.update(bar_task, completed=step, loss=f"{loss:.5f}")
-            if step == 1:
-                first_done = time.perf_counter()
-            expected = (time.perf_counter() - first_done) * steps
-            if step == 2 and expected > LONG_RUN:  # say so early, with or without the bar
-                err.print(
-                    f"dip {task}: {steps} iterations will take about {_duration(expected)} "
-                    "here (time grows with the pixel count); Ctrl-C stops after the current "
-                    "one and writes the result so far."
-                )
-
+    try:
         restored, result = dip_image(
             pixels,
             task,
@@ -124,6 +124,8 @@ def dip(
             device=device,
             callback=report,
         )
+    finally:
+        bar.stop()
     done = len(result.losses)  # fewer than steps after Ctrl-C: the same seed and done redo it
     command = f"pixelforge dip {image} --task {task} --iterations {done} --seed {seed}"
     if task == "upscale":
