@@ -80,9 +80,9 @@ def dip(
             f"{image} is a folder; dip restores one image at a time (minutes to hours each): "
             "give an image file."
         )
-    ((_, out_path),) = input_output_pairs(image, out)
     set_threads(threads)
     pixels = read_as_tensor(image, mode="RGB" if task == "inpaint" else "RGBA")
+    ((_, out_path),) = input_output_pairs(image, out)  # after the reader's word on the image
     hole = read_mask(mask, *pixels.shape[1:]) if mask is not None else None
     steps = DEFAULT_ITERATIONS[task] if iterations is None else iterations
     err = Console(stderr=True, highlight=False, soft_wrap=True)
