@@ -194,9 +194,9 @@ def deep_image_prior(
     (default: on for ``denoise`` only). ``callback(step, loss)`` is called after every
     iteration. The same ``seed`` on the same device and torch thread count gives the same
     result; the global torch RNG is left untouched. A canvas over ``max_pixels`` (default
-    :data:`MAX_PIXELS`) is refused before any work. In the main thread, a first Ctrl-C stops after the current iteration and
-    returns the result so far (``interrupted``; the same seed and that many iterations give it
-    again); a second one interrupts at once.
+    :data:`MAX_PIXELS`) is refused before any work. In the main thread, a first Ctrl-C stops
+    after the current iteration and returns the result so far (``interrupted``; the same seed
+    and that many iterations give it again); a second one interrupts at once.
     """
     target, known = _check_inputs(image, task, mask, scale, iterations)
     config = config or DIPNetConfig()

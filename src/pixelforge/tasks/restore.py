@@ -134,9 +134,9 @@ def restore_image(
     (1, 2, 4 or 8): average over that many flipped and transposed copies (8x the time at 8);
     ``orientation``: the EXIF orientation the image was read with (``apply_model``: a JPEG model
     runs on the pixels as stored, where the file's blocks are); ``seed``, ``sampler`` and
-    ``steps``: how a palette (diffusion) model samples (None: its own). A grey image (one channel, or
-    three equal ones) comes back grey, as one channel, from every command but colorize. An
-    image with alpha (2 or 4 channels) keeps it, enlarged by the model for upscale
+    ``steps``: how a palette (diffusion) model samples (None: its own). A grey image (one
+    channel, or three equal ones) comes back grey, as one channel, from every command but
+    colorize. An image with alpha (2 or 4 channels) keeps it, enlarged by the model for upscale
     (``split_alpha``), except in inpaint and uncrop, which composite it over white."""
     if command not in TASKS_OF:
         raise ConfigError(f"unknown command {command!r}; use one of {', '.join(TASKS_OF)}.")
