@@ -206,6 +206,19 @@ def test_training_names_the_unreadable_images_it_skipped(tmp_path, cli):
     assert "skipped 1 unreadable image: " in err and "broken.png" in err
 
 
+def test_ctrl_c_in_a_command_says_interrupted_and_exits_130(tmp_path, cli, monkeypatch):
+    import pixelforge.tasks.restore
+    from pixelforge.io.images import write_png
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pixelforge.tasks.restore, "run_command", ctrl_c)
+    write_png(tmp_path / "a.png", torch.rand(3, 8, 8))
+    code, _, err = cli("denoise", tmp_path / "a.png", "--out", tmp_path / "b.png")
+    assert code == 130 and err.strip().splitlines()[-1] == "interrupted"
+
+
 def test_data_check_lists_unreadable_files(tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()

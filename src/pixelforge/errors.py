@@ -32,3 +32,9 @@ class ModelLoadError(PixelforgeError):
 
 class TrainingError(PixelforgeError):
     """Training cannot continue (for example, repeated non-finite losses)."""
+
+
+class Interrupted(PixelforgeError):
+    """Ctrl-C, after the command kept what it had done: the message says what and how to go on."""
+
+    exit_code = 130

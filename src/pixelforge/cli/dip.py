@@ -152,10 +152,11 @@ def dip(
         f"s/iteration, final loss {result.losses[-1]:.5f})"
     )
     if result.interrupted:
-        err.print(
+        from pixelforge.errors import Interrupted
+
+        raise Interrupted(
             f"interrupted after {done} of {steps} iterations: {out_path} is the result so far"
         )
-        return 130
     return 0
 
 

@@ -533,6 +533,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err().print("interrupted")
         return 130
+    if (
+        result == 130
+    ):  # typer turns Ctrl-C into Exit(130); commands that keep work raise Interrupted
+        err().print("interrupted")
     return int(result or 0) if isinstance(result, int) else 0
 
 

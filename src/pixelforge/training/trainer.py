@@ -27,7 +27,7 @@ import torch.distributed as dist
 
 from pixelforge import runs
 from pixelforge.data import ImageDataset, augment_batch, open_dataset
-from pixelforge.errors import ConfigError, PixelforgeError, TrainingError
+from pixelforge.errors import ConfigError, Interrupted, TrainingError
 from pixelforge.hub import load as load_model
 from pixelforge.hub import save_model
 from pixelforge.io.atomic import atomic_directory
@@ -42,10 +42,8 @@ from pixelforge.viz import make_grid
 Callback = Callable[["Trainer", int, dict[str, float]], None]
 
 
-class TrainingInterrupted(PixelforgeError):
+class TrainingInterrupted(Interrupted):
     """Ctrl-C: a checkpoint was written; running the same command again resumes."""
-
-    exit_code = 130
 
 
 def derive_seed(*parts: int) -> int:
