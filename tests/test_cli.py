@@ -219,6 +219,21 @@ def test_ctrl_c_in_a_command_says_interrupted_and_exits_130(tmp_path, cli, monke
     assert code == 130 and err.strip().splitlines()[-1] == "interrupted"
 
 
+def test_a_folder_named_as_a_default_model_does_not_replace_it(tmp_path, cli, monkeypatch):
+    # `pixelforge denoise photos/ --out denoise` makes ./denoise; the next run must still use
+    # the shipped model, not take that folder for the model
+    from pixelforge.io.images import write_png
+
+    write_png(tmp_path / "a.png", torch.rand(3, 16, 16))
+    monkeypatch.chdir(tmp_path)
+    for command, extra in (("denoise", []), ("remove-bg", []), ("upscale", ["--scale", "2"])):
+        default = {"upscale": "sr-x2"}.get(command, command.replace("remove-bg", "matting"))
+        (tmp_path / default).mkdir()
+        code, _, err = cli(command, "a.png", *extra, "--out", f"{command}.png")
+        assert code == 0, err
+        assert read_provenance(tmp_path / f"{command}.png")["model_sha256"]
+
+
 def test_data_check_lists_unreadable_files(tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()

@@ -352,3 +352,15 @@ def resolve_model_dir(spec: str | Path) -> Path:
 def load(spec: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a model from a model dir, a run dir (latest EMA weights) or a shipped model name."""
     return load_model_dir(resolve_model_dir(spec), device=device)
+
+
+def load_shipped(name: str, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The shipped model ``name``, whatever the working directory holds: a command's default
+    model must not turn into a folder of the same name (``pixelforge denoise --out denoise/``
+    makes one)."""
+    shipped = shipped_models()
+    if name not in shipped:
+        raise ModelLoadError(
+            f"this pixelforge ships no '{name}' model (shipped: {', '.join(shipped) or 'none'})."
+        )
+    return load_model_dir(shipped[name], device=device)

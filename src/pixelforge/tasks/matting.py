@@ -27,7 +27,7 @@ COLOUR_SPREAD = 4.0
 def load_matting(model: Any = None, device: Any = "cpu") -> Any:
     """The matting model ``model`` names (a loaded model, a model dir, run dir or shipped
     name; None: the shipped ``matting``), on ``device``."""
-    from pixelforge.hub import load, shipped_models
+    from pixelforge.hub import load, load_shipped, shipped_models
 
     if model is not None and not isinstance(model, str | Path):
         found, name = model, "the model"
@@ -39,7 +39,7 @@ def load_matting(model: Any = None, device: Any = "cpu") -> Any:
                 "--model runs/matting."
             )
         name = str(model or DEFAULT_MODEL)
-        found = load(model or DEFAULT_MODEL, device=device)
+        found = load(model, device=device) if model else load_shipped(DEFAULT_MODEL, device=device)
     if getattr(found, "family", None) != "matting":
         raise ConfigError(
             f"{name} is a {getattr(found, 'family', '?')} model, not a matting model; "

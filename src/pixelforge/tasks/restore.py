@@ -67,7 +67,8 @@ def load_for(
             + (f" --scale {scale}" if command == "upscale" else "")
             + f" ({name}); shipped upscalers: {shipped}. Give one with --model."
         )
-    return check_task(command, hub.load(name, device=device), name, scale=scale)
+    loaded = hub.load(name, device=device) if model else hub.load_shipped(name, device=device)
+    return check_task(command, loaded, name, scale=scale)
 
 
 def check_task(command: str, m: Any, name: str, *, scale: int | None = None) -> ImageToImage:
