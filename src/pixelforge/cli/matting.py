@@ -99,8 +99,10 @@ def remove_bg(
         write_png(target, rgba, _provenance(net, "cutout", f, command))
     console = Console(highlight=False, soft_wrap=True)
     written = len(files) - len(failed)
-    where = targets[0] if len(files) == 1 else out_path
-    console.print(f"wrote {written} cutout{'s' if written != 1 else ''} to {where}")
+    if image_or_folder.is_dir():
+        console.print(f"wrote {written} cutout{'s' if written != 1 else ''} to {out_path}")
+    else:  # as the other commands say it of one image
+        console.print(f"wrote {targets[0]}")
     if failed:
         raise folder_failures(failed, len(files), out_path)
 
