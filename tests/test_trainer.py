@@ -158,6 +158,18 @@ def test_resume_refuses_a_changed_architecture_but_allows_more_steps(tmp_path):
     assert resumed and spec2.train.steps == 4 and spec2.model == spec.model
 
 
+def test_resume_reads_null_as_the_value_it_means_for_the_data(tmp_path):
+    # num_classes=null on labelled digits asks for a class-conditional model: an unconditional
+    # run given it is refused, not silently resumed as unconditional
+    spec = tiny_spec("dcgan", tmp_path, model={"num_classes": 0})
+    write_run(tmp_path, spec)
+    with pytest.raises(ConfigError, match=r"model.num_classes=10 \(run has 0\)"):
+        prepare_run("dcgan", "digits", tmp_path, overrides={"model": {"num_classes": None}})
+    # null that means what the run has (channels of grey digits) is no conflict
+    spec2, resumed = prepare_run(None, None, tmp_path, overrides={"model": {"channels": None}})
+    assert resumed and spec2.model == spec.model
+
+
 def test_logs_samples_tensorboard_and_checkpoint_pruning(tmp_path):
     spec = tiny_spec(
         "dcgan",

@@ -161,6 +161,22 @@ def _conflicts(
     ]
 
 
+def _resolve_nulls(stored: RunSpec, asked: dict[str, Any]) -> dict[str, Any]:
+    """``asked`` with its nulls ("from the data") replaced by what they mean for the stored run's
+    data, so a resume compares values: num_classes=null on a labelled dataset asks for a
+    class-conditional model, which an unconditional run is not."""
+    names = {f.name for f in dataclasses.fields(stored.model)}
+    nulls = [k for k, v in asked.items() if v is None and k in names]
+    if not nulls:
+        return asked
+    blank = dataclasses.replace(stored.model, **{k: None for k in nulls})
+    if stored.family.open_data is not None:
+        filled = stored.family.open_data(stored.data, blank, stored.train).resolve_model(blank)
+    else:
+        filled = resolve_from_data(blank, inspect_dataset(stored.data, stored.data_config))
+    return {**asked, **{k: getattr(filled, k) for k in nulls}}
+
+
 def prepare_run(
     family_name: str | None,
     data: str | None,
@@ -198,7 +214,8 @@ def prepare_run(
                 f"--init starts a new run, but {out} already holds one; choose another --out."
             )
         doc = stored.to_json()["config"]
-        conflicts = _conflicts("model", doc["model"], asked.get("model", {}))
+        asked_model = _resolve_nulls(stored, asked.get("model", {}))
+        conflicts = _conflicts("model", doc["model"], asked_model)
         conflicts += _conflicts("data", doc["data"], asked.get("data", {}))
         if conflicts:
             raise ConfigError(
