@@ -96,6 +96,19 @@ def test_foreign_stats_warn_and_different_protocols_are_refused(cli, tmp_path):
     assert code == 2 and "sigma" in err
 
 
+def test_stats_of_another_extractor_are_refused_before_any_weights_are_needed(
+    cli, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PIXELFORGE_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    ref = tmp_path / "ref.npz"
+    cli("eval", "stats", "digits:test", "--out", ref, *DOMAIN)
+    # no --extractor: the default Inception is absent here, but the file says what to pass
+    code, _, err = cli("eval", "fid", ref, "shapes:test")
+    assert code == 2 and "pass --extractor digits-cnn" in err and "missing" not in err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+
+
 def test_all_reports_fid_kid_precision_recall(cli):
     code, out, err = cli(
         "eval", "all", "digits:test", "dcgan-digits", "--n", "120", *DOMAIN, "--json"

@@ -22,7 +22,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pixelforge.errors import PixelforgeError
 from pixelforge.features import FeatureExtractor, get_extractor
 from pixelforge.features.preprocess import prepare
-from pixelforge.io.stats import ReferenceStats, check_same_protocol, load_stats, save_stats
+from pixelforge.io.stats import (
+    ReferenceStats,
+    StatsFileError,
+    check_same_protocol,
+    load_stats,
+    save_stats,
+)
 from pixelforge.metrics import (
     MetricResult,
     StreamingStats,
@@ -211,16 +217,44 @@ def _preflight(args: tuple[str, ...], n: int | None) -> None:
             raise PixelforgeError(f"sampling {arg} needs --n (how many images to generate).")
 
 
+def _cached(
+    args: tuple[str, ...], extractor: str, resize: str
+) -> dict[str, tuple[ReferenceStats, list[str]]]:
+    """The sides given as .npz statistics, read once. One made with another extractor or resizing
+    is refused here, before the extractor is loaded (an absent Inception file is not the
+    problem then)."""
+    asked = {"extractor": extractor, "resize": resize}
+    cached = {}
+    for arg in args:
+        source = resolve_source(arg)
+        if source.kind != "stats":
+            continue
+        ref, warnings = load_stats(source.spec)
+        made = {k: ref.protocol[k] for k in asked if ref.protocol.get(k, asked[k]) != asked[k]}
+        if made:
+            diffs = "; ".join(f"{k}: {v!r} vs {asked[k]!r}" for k, v in made.items())
+            flags = " ".join(f"--{k} {v}" for k, v in made.items())
+            raise StatsFileError(
+                f"{arg} and the features asked for were computed with different protocols "
+                f"({diffs}): pass {flags} to compare with it."
+            )
+        cached[arg] = (ref, warnings)
+    return cached
+
+
 def _moments(
-    arg: str, extractor: FeatureExtractor, **kw: Any
+    arg: str,
+    extractor: FeatureExtractor | None,
+    cached: dict[str, tuple[ReferenceStats, list[str]]],
+    **kw: Any,
 ) -> tuple[np.ndarray, np.ndarray, int | None, dict[str, Any], list[str]]:
     """Mean, covariance, count, protocol and warnings of one side: from images, or from an .npz
     (nothing is recomputed for a cached side)."""
-    source = resolve_source(arg)
-    if source.kind == "stats":
-        ref, warnings = load_stats(source.spec)
+    if arg in cached:
+        ref, warnings = cached[arg]
         return ref.mu, ref.sigma, (ref.n or None), ref.protocol, warnings
-    ex = extract(source, extractor, **kw)
+    assert extractor is not None
+    ex = extract(resolve_source(arg), extractor, **kw)
     return (
         ex.stats.mean.double().numpy(),
         ex.stats.cov.double().numpy(),
@@ -235,10 +269,15 @@ def compute_fid(
 ) -> MetricResult:
     """FID between two sources (folders, datasets, models with ``n``, or .npz statistics)."""
     _preflight((real, fake), kw.get("n"))
-    ex = _extractor(extractor)
-    current = {**ex.describe(), "resize": resize}
-    mu1, s1, n1, p1, w1 = _moments(real, ex, resize=resize, **kw)
-    mu2, s2, n2, p2, w2 = _moments(fake, ex, resize=resize, **kw)
+    cached = _cached((real, fake), extractor, resize)
+    if len(cached) == 2:  # two cached sides: no features to compute, no extractor to load
+        ex, current = None, cached[real][0].protocol
+        check_same_protocol(cached[fake][0].protocol, current, f"{real} and {fake}")
+    else:
+        ex = _extractor(extractor)
+        current = {**ex.describe(), "resize": resize}
+    mu1, s1, n1, p1, w1 = _moments(real, ex, cached, resize=resize, **kw)
+    mu2, s2, n2, p2, w2 = _moments(fake, ex, cached, resize=resize, **kw)
     for p, arg in ((p1, real), (p2, fake)):
         check_same_protocol(p, current, f"{arg} and the features computed now")
     if mu1.shape != mu2.shape:
