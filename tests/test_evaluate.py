@@ -211,6 +211,23 @@ def test_trainer_logs_fid_on_a_fixed_seed_set(tmp_path):
     assert runs.latest_checkpoint(tmp_path)[0] == 4
 
 
+def test_fid_during_training_without_its_weights_stops_before_the_first_step(
+    cli, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PIXELFORGE_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    run = tmp_path / "run"
+    # faces has no domain extractor: the FID logged during training needs the Inception file
+    code, _, err = cli(
+        "train", "dcgan", "--data", "faces", "--out", run, "--steps", "4", "--no-progress",
+        "--set", "model.image_size=16", "--set", "train.eval_every=2",
+        "--set", "train.eval_samples=8", "--set", "train.batch_size=4",
+    )  # fmt: skip
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: train.eval_every=2 logs FID with inception")
+    assert "train.eval_every=0" in last and "--extractor" not in last  # not an option of train
+
+
 def test_lpips_without_its_weights_says_what_is_missing(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("PIXELFORGE_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

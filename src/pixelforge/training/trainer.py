@@ -418,6 +418,8 @@ class Trainer:
         last: Path | None = None
         try:
             with self._interrupts(), logger:
+                if self.cfg.eval_every and self.is_main and not hasattr(self.task, "evaluate"):
+                    self._fid_reference()
                 if self.step == 0 and self.is_main and self.cfg.sample_every:
                     self._write_samples()
                 while self.step < self.cfg.steps:
@@ -459,18 +461,15 @@ class Trainer:
             last = latest[1] if latest else self.save_checkpoint()
         return last  # type: ignore[return-value]
 
-    def evaluate(self) -> dict[str, float]:
-        """The task's own evaluation when it defines ``evaluate()`` (radiance fields: PSNR of
-        held-out views); otherwise FID of ``train.eval_samples`` images from the EMA model (fixed
-        seeds) against the real side's statistics, computed once and cached in the run folder."""
-        task_evaluate = getattr(self.task, "evaluate", None)
-        if task_evaluate is not None:
-            return dict(task_evaluate())
+    def _fid_reference(self) -> tuple[str, Path]:
+        """The extractor of the FID logged during training, and the real side's statistics
+        (computed on first use and cached in the run folder). A missing extractor or real side
+        is said here, which :meth:`fit` calls before the first step: not after steps that no
+        checkpoint holds yet."""
         from pixelforge.data import parse_spec
         from pixelforge.features import get_extractor
-        from pixelforge.io.stats import load_stats
-        from pixelforge.metrics import frechet_distance
-        from pixelforge.tasks.evaluate import extract_images, make_stats
+        from pixelforge.features.weights import WeightsNotFoundError
+        from pixelforge.tasks.evaluate import make_stats
 
         name, _ = parse_spec(self.spec.data)
         extractor = self.cfg.eval_extractor
@@ -478,12 +477,35 @@ class Trainer:
             extractor = {"digits": "digits-cnn", "shapes": "shapes-cnn"}.get(
                 name, "inception-v3-fid"
             )
+        ref_path = self.run_dir / "eval" / f"ref-{extractor}.npz"
+        if ref_path.is_file():
+            return extractor, ref_path
         real = self.cfg.eval_data
         if real == "auto":
             real = f"{name}:test" if name in ("digits", "shapes") else self.spec.data
-        ref_path = self.run_dir / "eval" / f"ref-{extractor}.npz"
-        if not ref_path.is_file():
-            make_stats(real, ref_path, extractor=extractor, gather=False)
+        try:
+            get_extractor(extractor)
+        except WeightsNotFoundError as exc:
+            raise WeightsNotFoundError(
+                f"train.eval_every={self.cfg.eval_every} logs FID with {extractor}: {exc} Or "
+                "set train.eval_every=0 to train without it."
+            ) from None
+        make_stats(real, ref_path, extractor=extractor, gather=False)
+        return extractor, ref_path
+
+    def evaluate(self) -> dict[str, float]:
+        """The task's own evaluation when it defines ``evaluate()`` (radiance fields: PSNR of
+        held-out views); otherwise FID of ``train.eval_samples`` images from the EMA model (fixed
+        seeds) against the real side's statistics, computed once and cached in the run folder."""
+        task_evaluate = getattr(self.task, "evaluate", None)
+        if task_evaluate is not None:
+            return dict(task_evaluate())
+        from pixelforge.features import get_extractor
+        from pixelforge.io.stats import load_stats
+        from pixelforge.metrics import frechet_distance
+        from pixelforge.tasks.evaluate import extract_images
+
+        extractor, ref_path = self._fid_reference()
         ref, _ = load_stats(ref_path)
         model: Any = self.task.export().to(self.device)
         n, b = self.cfg.eval_samples, 100
