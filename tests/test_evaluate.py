@@ -189,6 +189,27 @@ def test_two_processes_give_the_statistics_of_one(tmp_path):
     assert abs(fid) < 1e-8
 
 
+@pytest.mark.slow
+def test_eval_under_torchrun_shares_the_work_and_reports_once(cli, tmp_path):
+    args = ["eval", "fid", "digits:test", "dcgan-digits", "--n", "40", *DOMAIN, "--json"]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    one = by_metric(out)
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    proc = subprocess.run(
+        # `--` keeps torchrun's own parser off `--n`
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "--", "pixelforge", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = by_metric(proc.stdout)  # one report: rank 0's
+    assert two["fid"]["n_fake"] == 40
+    assert two["fid"]["value"] == pytest.approx(one["fid"]["value"], rel=1e-9)
+
+
 def test_trainer_logs_fid_on_a_fixed_seed_set(tmp_path):
     from pixelforge import runs
     from pixelforge.training.logging import read_metrics

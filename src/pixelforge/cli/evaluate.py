@@ -50,6 +50,7 @@ def _console() -> Console:
 
 
 def _common(n: int | None, seed: int, batch_size: int, device: str, resize: str) -> dict[str, Any]:
+    from pixelforge.tasks.evaluate import join_processes
     from pixelforge.training.trainer import resolve_device
 
     if resize not in ("clean", "legacy"):
@@ -62,7 +63,7 @@ def _common(n: int | None, seed: int, batch_size: int, device: str, resize: str)
         "n": n,
         "seed": seed,
         "batch_size": batch_size,
-        "device": resolve_device(device),
+        "device": join_processes(resolve_device(device)),
         "progress": True,
     }
 
@@ -262,7 +263,7 @@ def stats(
     device: Device = "auto",
 ) -> None:
     """Cache the feature mean and covariance of DATA (pytorch-fid-readable .npz)."""
-    from pixelforge.tasks.evaluate import make_stats
+    from pixelforge.tasks.evaluate import is_main_process, make_stats
 
     if out_path.suffix != ".npz":
         raise ConfigError(f"--out must end in .npz, got '{out_path}'.")
@@ -273,9 +274,10 @@ def stats(
         resize=resize,
         **_common(n, seed, batch_size, device, resize),
     )
-    _console().print(
-        f"wrote {out_path} ({ref.n} images, {ref.mu.shape[0]}-d, {extractor}, resize {resize})"
-    )
+    if is_main_process():
+        _console().print(
+            f"wrote {out_path} ({ref.n} images, {ref.mu.shape[0]}-d, {extractor}, resize {resize})"
+        )
 
 
 def _paired(

@@ -8,6 +8,7 @@ numbers one process gives.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -59,6 +60,19 @@ def _shard() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def join_processes(device: torch.device) -> torch.device:
+    """Under ``torchrun`` / ``accelerate launch``, join the process group, so that each process
+    extracts a share of the images and one reports; returns this process's device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (
+        dist.is_available() and dist.is_initialized()
+    ):
+        return device
+    from accelerate import PartialState
+
+    state = PartialState(cpu=device.type == "cpu")
+    return state.device if device.type != "cpu" else device
 
 
 def _batches(
