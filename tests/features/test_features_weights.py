@@ -290,8 +290,12 @@ def test_import_weights(dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) 
     assert import_weights("vgg19", stored) == stored
     wrong = dirs["tmp"] / "wrong.pth"
     save_pickle(wrong, {"features.0.weight": torch.zeros(2)})
-    with pytest.raises(WeightsHashError):
+    with pytest.raises(WeightsHashError) as info:
         import_weights("vgg19", wrong)
+    # one statement of the mismatch and one way out (it said both twice, once as "delete it")
+    message = str(info.value)
+    assert message.startswith(f"{wrong} is not the") and message.count("SHA-256") == 1
+    assert message.count("weights fetch vgg19") == 1 and "elete" not in message
     own = dirs["tmp"] / "own.safetensors"
     write_safetensors(own, {"features.0.weight": torch.zeros(2)})
     with pytest.raises(WeightsHashError, match="not one converted"):

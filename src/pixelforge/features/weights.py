@@ -283,14 +283,19 @@ def _read_converted(entry: KnownWeights, path: Path) -> LoadedWeights:
 
 def _read_pickle(entry: KnownWeights, path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a pickled known file; its hash is checked before anything is unpickled."""
-    try:
-        tensors = read_pickled_weights(path, pinned_sha256=entry.sha256)
+    actual = sha256_file(path)
+    if actual != entry.sha256:
+        raise WeightsHashError(
+            f"{path} is not the {entry.description} file: its SHA-256 is {actual[:16]}..., the "
+            f"pinned one {entry.sha256}. Get that file with `pixelforge weights fetch "
+            f"{entry.name}`; to use weights of your own, convert them with `pixelforge weights "
+            "import FILE --allow-pickle --out NEW.safetensors` and pass that file."
+        )
+    try:  # the pinned file: its hash was checked just above
+        tensors = read_pickled_weights(path, allow_pickle=True)
     except ModelLoadError as exc:
         raise WeightsHashError(
-            f"{exc} It is not the {entry.description} file (pinned SHA-256 {entry.sha256}). "
-            f"Delete it and run `pixelforge weights fetch {entry.name}`; to use weights of your "
-            "own, convert them with `pixelforge weights import FILE --allow-pickle --out "
-            "NEW.safetensors` and pass that file."
+            f"{exc} Get the {entry.name} file again with `pixelforge weights fetch {entry.name}`."
         ) from None
     if entry.keep_prefixes:
         tensors = {k: v for k, v in tensors.items() if k.startswith(entry.keep_prefixes)}
