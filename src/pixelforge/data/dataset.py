@@ -122,6 +122,15 @@ def track(items: Iterable[T], *, total: int, description: str, enabled: bool) ->
     if not enabled:
         yield from items
         return
+    from rich.console import Console
     from rich.progress import track as rich_track
 
-    yield from rich_track(items, description=description, total=total, transient=True)
+    err = Console(stderr=True)  # on a terminal only: piped output and error lines stay clean
+    yield from rich_track(
+        items,
+        description=description,
+        total=total,
+        transient=True,
+        console=err,
+        disable=not err.is_terminal,
+    )
