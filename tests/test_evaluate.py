@@ -29,6 +29,7 @@ def by_metric(out: str) -> dict[str, dict]:
 def test_fid_of_digits_splits_is_small_and_a_model_is_further(cli):
     code, out, err = cli("eval", "fid", "digits", "digits:test", *DOMAIN, "--json")
     assert code == 0, err
+    assert out.startswith("[")  # stdout holds the results only: no progress bar's leftovers
     rows = by_metric(out)
     assert set(rows) == {"fid", "kid"}  # small sets: KID beside FID
     same_domain = rows["fid"]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pixelforge.errors import PixelforgeError
@@ -167,15 +168,17 @@ def extract_images(
     stats = StreamingStats(extractor.feature_dim)
     feats: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
+    err = Console(stderr=True)  # on a terminal only: piped output stays clean
     bar = (
         Progress(
             TextColumn(f"[bold]features[/] {label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
+            console=err,
             transient=True,
         )
-        if progress and rank == 0
+        if progress and rank == 0 and err.is_terminal
         else None
     )
     with bar if bar is not None else nullcontext():
