@@ -209,7 +209,8 @@ def _decode(
             image = read_image(f, mode="RGB")
         except ImageReadError as exc:
             out.append(None)
-            skipped.append((f, str(exc)))
+            # the reader's message starts with the path, which callers print beside it
+            skipped.append((f, str(exc).removeprefix(f"{f}: ")))
             continue
         out.append(prep(image, f))
     return out, skipped
