@@ -160,6 +160,35 @@ def test_cli_folder_in_folder_out_with_the_same_names(tmp_path, cli):
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.png", "b.png"]
 
 
+def _fast_model(path: Path) -> Path:
+    from pixelforge import hub
+    from pixelforge.models.fast_style import FastStyle, FastStyleConfig
+
+    torch.manual_seed(0)
+    hub.save_model(FastStyle(FastStyleConfig(image_size=16, width=4, n_blocks=1)).eval(), path)
+    return path
+
+
+def test_cli_folder_with_an_unreadable_or_oversized_image_writes_the_others(
+    tmp_path, cli, monkeypatch
+):
+    src = _folder(tmp_path / "in", ["a.png", "b.png"])
+    (src / "c.png").write_bytes(b"GIF89a not a png")  # its header is refused at once
+    big = np.zeros((60, 60, 3), np.uint8)  # over the pixel cap set below
+    Image.fromarray(big).save(src / "d.png")
+    monkeypatch.setenv("PIXELFORGE_MAX_PIXELS", "1000")
+    for args in (["--style", "builtin:cubist", "--iterations", "2", "--size", "24"], []):
+        out_dir = tmp_path / f"out{len(args)}"
+        if not args:  # a fast-style model
+            args = ["--model", _fast_model(tmp_path / "fast")]
+        code, _, err = cli(
+            "stylize", src, *args, "--out", out_dir, "--no-progress", "--threads", "1"
+        )
+        assert code == 2 and "2 of 4" in err and "c.png" in err and "d.png" in err
+        assert "PIXELFORGE_MAX_PIXELS" in err and "Traceback" not in err
+        assert sorted(p.name for p in out_dir.iterdir()) == ["a.png", "b.png"]
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

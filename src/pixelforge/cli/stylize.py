@@ -151,8 +151,9 @@ def stylize(
     options["seed"] = seed
     cfg = GatysConfig.with_options(**options)
     network = None
-    for src, _ in input_output_pairs(content, out_path):
-        image_info(src)  # an unreadable image fails now, before any work
+    input_output_pairs(content, out_path)  # a wrong --out or CONTENT fails before any work
+    if not content.is_dir():  # so does one unreadable image; in a folder, one is skipped and
+        image_info(content)  # named at the end, after the others are written
     if style:
         check_styles(style)
         if style_weight and len(style_weight) != len(style):
