@@ -154,6 +154,19 @@ def test_a_short_training_run_writes_a_loadable_pair(tmp_path: Path) -> None:
     assert again["sha256"] == report["sha256"]  # same seed, same bytes
 
 
+def test_the_command_prints_its_report_alone_and_no_torch_warning(tmp_path: Path, cli) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = cli(
+            "weights", "train-domain", "digits-cnn", "--out", tmp_path, "--steps", 2
+        )
+    assert code == 0, err
+    assert json.loads(out)["steps"] == 2 and out.startswith("{")  # stdout: the report alone
+    assert not [w for w in caught if "requires_grad" in str(w.message)]
+
+
 def test_unknown_name_and_bad_steps_are_refused(tmp_path: Path) -> None:
     from pixelforge.errors import ConfigError
 

@@ -346,11 +346,14 @@ def _progress(enabled: bool, total: int, what: str) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    err = Console(stderr=True)  # on a terminal only: stdout holds the JSON report alone
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True,
+        console=err, disable=not err.is_terminal,
     ) as bar:  # fmt: skip
         task = bar.add_task(what, total=total, loss="")
         yield lambda step, loss: bar.update(task, completed=step, loss=f"loss {loss:.3f}")
@@ -396,7 +399,7 @@ def _fit(
             loss.backward()
             opt.step()
             if update is not None and (step % 10 == 0 or step == steps - 1):
-                update(step + 1, float(loss))
+                update(step + 1, loss.item())
     net.eval()
     return net, time.perf_counter() - t0, time.process_time() - c0
 
