@@ -160,6 +160,22 @@ def test_cli_folder_in_folder_out_with_the_same_names(tmp_path, cli):
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.png", "b.png"]
 
 
+def test_cli_provenance_records_every_gatys_option(tmp_path, cli):
+    from pixelforge.io.images import read_provenance
+
+    src = _folder(tmp_path / "in", ["a.png"]) / "a.png"
+    common = ["--style", "builtin:cubist", "--iterations", "2", "--size", "24", "--no-progress"]
+    docs = []
+    for extra in ([], ["--init", "noise", "--tv-weight", "3", "--content-weight", "2"]):
+        out = tmp_path / f"o{len(extra)}.png"
+        code, _, err = cli("stylize", src, *common, *extra, "--out", out, "--threads", "1")
+        assert code == 0, err
+        docs.append(read_provenance(out))
+    plain, changed = (GatysConfig(**d["gatys"]) for d in docs)
+    assert (plain.iterations, plain.size, plain.init, plain.tv_weight) == (2, 24, "content", 10)
+    assert (changed.init, changed.tv_weight, changed.content_weight) == ("noise", 3, 2)
+
+
 def _fast_model(path: Path) -> Path:
     from pixelforge import hub
     from pixelforge.models.fast_style import FastStyle, FastStyleConfig

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pixelforge.config import to_dict
 from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import image_info, write_png
 from pixelforge.style.builtin import BUILTIN_STYLES, is_builtin, render_style
@@ -223,11 +224,7 @@ def run_stylize(
                 method="gatys",
                 style=[str(sp) for sp in style or []],
                 style_weights=list(style_weights) if style_weights else None,
-                iterations=cfg.iterations,
-                optimizer=cfg.optimizer,
-                size=cfg.size,
-                scales=list(cfg.scales),
-                seed=cfg.seed,
+                gatys=to_dict(cfg),  # every option: two images differ only if these do
                 vgg_weights=getattr(net, "weights_sha256", None),
             )
         write_png(dst, result, provenance)
