@@ -13,6 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from pixelforge import hub
+from pixelforge.io.images import read_provenance
 from pixelforge.nerf.cameras import Cameras, look_at
 from pixelforge.nerf.scenes import load_poses, scene_cameras
 from pixelforge.tasks.nerf import depth_image, orbit, write_video
@@ -83,6 +85,14 @@ def test_render_orbit_pose_file_and_depth(trained, cli, tmp_path):
     )  # fmt: skip
     assert code == 0, err
     assert Image.open(tmp_path / "d.png").size == (48, 48)
+    # how each view was made: the model's hash and family, and the command without --out
+    doc = read_provenance(tmp_path / "d.png")
+    model = hub.load(run)
+    assert (doc["family"], doc["model_sha256"]) == ("nerf-grid", model.model_sha256)
+    assert doc["command"] == f"pixelforge nerf render {run} --orbit --frames 1 --scale 2.0 --depth"
+    doc = read_provenance(tmp_path / "v" / "view_0000.png")
+    assert doc["command"] == f"pixelforge nerf render {run} --pose {scene / 'transforms_test.json'}"
+    assert doc["model_sha256"] == model.model_sha256 and doc["depth"] is False
 
 
 @pytest.mark.parametrize(

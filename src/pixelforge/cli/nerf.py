@@ -172,6 +172,7 @@ def render(
 
     from pixelforge.io.images import write_png
     from pixelforge.nerf.scenes import load_poses, scene_cameras
+    from pixelforge.tasks import generate
     from pixelforge.tasks.nerf import (
         VIDEO_SUFFIXES,
         depth_image,
@@ -230,7 +231,13 @@ def render(
         ]
     else:
         images = [to_uint8(v["rgb"]) for v in views]
-    provenance = {"kind": "nerf render", "model": str(run), "depth": depth}
+    command = f"pixelforge nerf render {run}" + (f" --pose {pose}" if pose is not None else "")
+    if orbit or pose is None:
+        command += f" --orbit --frames {frames}"
+        command += f" --elevation {elevation}" if elevation is not None else ""
+        command += f" --radius {radius}" if radius is not None else ""
+    command += (f" --scale {scale}" if scale != 1.0 else "") + (" --depth" if depth else "")
+    provenance = generate.provenance(model, command, kind="nerf render", depth=depth)
     if suffix in VIDEO_SUFFIXES:
         write_video(images, out_path, fps=fps)
     elif suffix == ".png":
