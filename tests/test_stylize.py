@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from pixelforge import hub
 from pixelforge.features.vgg import RandomWeightsWarning
-from pixelforge.io.images import write_png
+from pixelforge.io.images import read_provenance, write_png
 from pixelforge.restoration.color import rgb_to_lab
 from pixelforge.style.builtin import BUILTIN_STYLES, render_style
 from pixelforge.style.color import preserve_color
@@ -72,7 +73,6 @@ def test_preserve_color_keeps_the_contents_chroma_and_takes_the_styles_luminance
 
 
 def test_strength_0_is_the_content_and_half_is_the_midpoint(tmp_path):
-    from pixelforge import hub
     from pixelforge.models.restore import RestoreConfig, RestoreModel
 
     torch.manual_seed(0)  # a tiny image-to-image model stands in for a fast-style model
@@ -161,8 +161,6 @@ def test_cli_folder_in_folder_out_with_the_same_names(tmp_path, cli):
 
 
 def test_cli_provenance_records_every_gatys_option(tmp_path, cli):
-    from pixelforge.io.images import read_provenance
-
     src = _folder(tmp_path / "in", ["a.png"]) / "a.png"
     common = ["--style", "builtin:cubist", "--iterations", "2", "--size", "24", "--no-progress"]
     docs = []
@@ -177,7 +175,6 @@ def test_cli_provenance_records_every_gatys_option(tmp_path, cli):
 
 
 def _fast_model(path: Path) -> Path:
-    from pixelforge import hub
     from pixelforge.models.fast_style import FastStyle, FastStyleConfig
 
     torch.manual_seed(0)
@@ -203,6 +200,8 @@ def test_cli_folder_with_an_unreadable_or_oversized_image_writes_the_others(
         assert code == 2 and "2 of 4" in err and "c.png" in err and "d.png" in err
         assert "PIXELFORGE_MAX_PIXELS" in err and "Traceback" not in err
         assert sorted(p.name for p in out_dir.iterdir()) == ["a.png", "b.png"]
+    doc = read_provenance(out_dir / "a.png")  # the fast-style model's
+    assert (doc["family"], doc["model_sha256"]) == ("fast-style", hub.load(args[1]).model_sha256)
 
 
 @pytest.mark.parametrize(

@@ -218,7 +218,11 @@ def run_stylize(
             "preserve_color": preserve_color,
         }
         if m is not None:
-            provenance.update(model=str(model), model_sha256=getattr(m, "model_sha256", None))
+            provenance.update(
+                model=str(model),
+                family=getattr(m, "family", None),
+                model_sha256=getattr(m, "model_sha256", None),
+            )
         else:
             provenance.update(
                 method="gatys",
