@@ -166,7 +166,12 @@ def _resolve_nulls(stored: RunSpec, asked: dict[str, Any]) -> dict[str, Any]:
     data, so a resume compares values: num_classes=null on a labelled dataset asks for a
     class-conditional model, which an unconditional run is not."""
     names = {f.name for f in dataclasses.fields(stored.model)}
-    nulls = [k for k, v in asked.items() if v is None and k in names]
+    # a field the run itself keeps null stays so: null asked for it is no conflict
+    nulls = [
+        k
+        for k, v in asked.items()
+        if v is None and k in names and getattr(stored.model, k) is not None
+    ]
     if not nulls:
         return asked
     blank = dataclasses.replace(stored.model, **{k: None for k in nulls})
