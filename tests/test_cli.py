@@ -296,6 +296,9 @@ def test_unknown_option_and_missing_argument_are_usage_errors_without_traceback(
     assert "Traceback" not in out + err
     code, out, err = cli("sample")
     assert code == 2 and "Missing argument" in out + err
+    # one line, as every other mistake, and where to look
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and not out
+    assert "`pixelforge sample --help`" in err
 
 
 def test_resuming_says_the_step_it_resumes_from(cli, tmp_path):

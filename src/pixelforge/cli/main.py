@@ -521,8 +521,15 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="pixelforge", standalone_mode=False)
     except _EXITS as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
-    except _USAGE_ERRORS as exc:
-        exc.show()  # type: ignore[attr-defined]
+    except _USAGE_ERRORS as exc:  # a mistyped option or argument: one line, as other mistakes
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group called bare: its help, as before
+            exc.show()  # type: ignore[attr-defined]
+            return int(getattr(exc, "exit_code", 2))
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            message = f"{message.rstrip('.')}; see `{ctx.command_path} --help`."
+        err().print(Text("error: ", style="bold red") + Text(message))
         return int(getattr(exc, "exit_code", 2))
     except _ABORTS:
         err().print("aborted")
