@@ -311,3 +311,14 @@ def test_resuming_says_the_step_it_resumes_from(cli, tmp_path):
     code, _, err = cli("train", "--out", run, "--steps", 3, "--no-progress")
     assert code == 0, err
     assert "resuming at step 2" in err
+
+
+def test_a_warning_is_one_line_for_the_user_without_python_source_lines(cli, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (16, 12), (90, 30, 200)).save(tmp_path / "a.png", icc_profile=b"broken")
+    code, _, err = cli("denoise", tmp_path / "a.png", "--out", tmp_path / "b.png")
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "a.png" in lines[0]
+    assert "ICC" in err and ".py:" not in err and "UserWarning" not in err

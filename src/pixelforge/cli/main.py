@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -515,8 +516,27 @@ def _click_exceptions() -> tuple[tuple[type[Exception], ...], ...]:
 _EXITS, _USAGE_ERRORS, _ABORTS = _click_exceptions()
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one ``warning:`` line on stderr, without Python's file, line number and
+    source line (a missing-weights note, an ignored ICC profile, ... are for the user)."""
+    err().print(Text("warning: ", style="yellow") + Text(" ".join(str(message).split())))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (used in-process by the tests)."""
+    with warnings.catch_warnings():  # restores Python's warning display afterwards
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         result = app(args=argv, prog_name="pixelforge", standalone_mode=False)
     except _EXITS as exc:
