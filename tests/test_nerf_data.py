@@ -223,7 +223,7 @@ def test_make_scene_refuses_bad_input(tmp_path: Path):
     assert not (tmp_path / "x").exists()
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
-    with pytest.raises(ConfigError, match=r"already exists and is not empty"):
+    with pytest.raises(ConfigError, match=r"already exists and is not empty.*--overwrite"):
         make_scene("simple", out=tmp_path / "x", **args)
     make_scene("hard", out=tmp_path / "x", overwrite=True, **args)
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [

@@ -334,7 +334,8 @@ def make_scene(
     out = Path(out)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
         raise ConfigError(
-            f"{out} already exists and is not empty. Choose another folder or overwrite."
+            f"{out} already exists and is not empty. Choose another folder, or replace it with "
+            "--overwrite (overwrite=True in Python)."
         )
     staging = out.parent / f".{out.name}.{os.getpid()}.new"  # complete before it is swapped in
     shutil.rmtree(staging, ignore_errors=True)  # left by a crash of an earlier process
