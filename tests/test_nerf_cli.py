@@ -100,7 +100,8 @@ def test_render_orbit_pose_file_and_depth(trained, cli, tmp_path):
     [
         (["--frames", "0", "--out", "x.gif"], "at least 1 frame"),
         (["--frames", "3", "--out", "x.png"], "holds one view"),
-        (["--frames", "3", "--out", "x.avi"], "use .gif, .mp4"),
+        (["--frames", "3", "--out", "x.avi"], "x.mp4 (a video)"),
+        (["--frames", "1", "--out", "x.jpg"], "x.png (one view)"),
         (["--scale", "500", "--out", "x.png", "--frames", "1"], "above the cap"),
     ],
 )

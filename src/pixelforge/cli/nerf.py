@@ -214,7 +214,11 @@ def render(
         )
     suffix = out_path.suffix.lower()
     if suffix not in (*VIDEO_SUFFIXES, ".png", ""):
-        raise ConfigError(f"--out {out_path}: use .gif, .mp4, .png or a folder.")
+        stem = out_path.with_suffix("")
+        raise ConfigError(
+            f"--out {out_path}: views are written as {stem}.png (one view), {stem}.gif or "
+            f"{stem}.mp4 (a video), or into a folder."
+        )
     if suffix == ".png" and len(cameras) != 1:
         raise ConfigError(f"--out {out_path.name} holds one view; {len(cameras)} to render: "
                           "give a folder, .gif or .mp4.")  # fmt: skip
