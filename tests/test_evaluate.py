@@ -244,10 +244,13 @@ def test_fid_during_training_without_its_weights_stops_before_the_first_step(
         "train", "dcgan", "--data", "faces", "--out", run, "--steps", "4", "--no-progress",
         "--set", "model.image_size=16", "--set", "train.eval_every=2",
         "--set", "train.eval_samples=8", "--set", "train.batch_size=4",
+        "--set", "train.log_every=1",
     )  # fmt: skip
     last = err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: train.eval_every=2 logs FID with inception")
     assert "train.eval_every=0" in last and "--extractor" not in last  # not an option of train
+    metrics = run / "metrics.jsonl"
+    assert not metrics.is_file() or not metrics.read_text().strip()  # said before any step
 
 
 def test_lpips_without_its_weights_says_what_is_missing(cli, tmp_path, monkeypatch):
