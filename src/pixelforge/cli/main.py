@@ -459,7 +459,8 @@ def weights_train_domain(
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     steps: Annotated[int, typer.Option(help="Optimizer steps (the shipped recipe: 1200).")] = 1200,
 ) -> None:
-    """Train a domain feature extractor with pixelforge's recipe (reproduces the shipped one)."""
+    """Train a domain feature extractor with the shipped one's recipe (the same data and steps:
+    its test accuracy, not its exact weights, which vary with the machine's float kernels)."""
     from pixelforge.features.domain import train_domain_extractor
 
     report = train_domain_extractor(name, out_dir, seed=seed, steps=steps)
