@@ -174,6 +174,16 @@ def test_cli_provenance_records_every_gatys_option(tmp_path, cli):
     assert (changed.init, changed.tv_weight, changed.content_weight) == ("noise", 3, 2)
 
 
+def test_a_size_over_the_pixel_cap_is_refused_before_any_work(tmp_path, cli, monkeypatch):
+    src = _folder(tmp_path / "in", ["a.png"]) / "a.png"  # 24 x 20: under the cap below
+    monkeypatch.setenv("PIXELFORGE_MAX_PIXELS", "2000")
+    code, out, err = cli(
+        "stylize", src, "--style", "builtin:strokes", "--size", "64", "--out", tmp_path / "o.png"
+    )
+    assert code == 2 and err.startswith("error: size 64") and "64x53 = 3,392 pixels" in err
+    assert "Traceback" not in err + out and not (tmp_path / "o.png").exists()
+
+
 def _fast_model(path: Path) -> Path:
     from pixelforge.models.fast_style import FastStyle, FastStyleConfig
 

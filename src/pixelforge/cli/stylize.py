@@ -124,9 +124,9 @@ def stylize(
 
     from pixelforge.features.vgg import RandomWeightsWarning
     from pixelforge.io.images import image_info
-    from pixelforge.style.gatys import Callback, GatysConfig, style_vgg
+    from pixelforge.style.gatys import Callback, GatysConfig, fit_longest, style_vgg
     from pixelforge.tasks.image2image import input_output_pairs
-    from pixelforge.tasks.stylize import check_strength, check_styles, run_stylize
+    from pixelforge.tasks.stylize import check_size, check_strength, check_styles, run_stylize
     from pixelforge.training.trainer import resolve_device
 
     check_strength(strength)
@@ -153,7 +153,9 @@ def stylize(
     network = None
     input_output_pairs(content, out_path)  # a wrong --out or CONTENT fails before any work
     if not content.is_dir():  # so does one unreadable image; in a folder, one is skipped and
-        image_info(content)  # named at the end, after the others are written
+        width, height, _, _ = image_info(content)  # named at the end, after the others are written
+        if style:
+            check_size(fit_longest((height, width), cfg.size), cfg.size)
     if style:
         check_styles(style)
         if style_weight and len(style_weight) != len(style):

@@ -21,7 +21,7 @@ from PIL import Image
 
 from pixelforge.config import to_dict
 from pixelforge.errors import ConfigError, PixelforgeError
-from pixelforge.io.images import image_info, write_png
+from pixelforge.io.images import get_max_pixels, image_info, write_png
 from pixelforge.style.builtin import BUILTIN_STYLES, is_builtin, render_style
 from pixelforge.style.color import preserve_color as _preserve_color
 from pixelforge.style.gatys import (
@@ -72,6 +72,17 @@ def load_style(spec: StyleSpec, content_hw: tuple[int, int], seed: int = 0) -> t
         hint = f" Built-in styles: {', '.join('builtin:' + n for n in BUILTIN_STYLES)}."
         raise PixelforgeError(f"style image not found: {path}.{hint}")
     return as_rgb(read_as_tensor(path))
+
+
+def check_size(hw: tuple[int, int], size: int | None) -> None:
+    """Refuse a size the image would be stylized at that is over the pixel cap the image reader
+    applies to every input (PIXELFORGE_MAX_PIXELS): ``size`` enlarges small images."""
+    cap = get_max_pixels()
+    if hw[0] * hw[1] > cap:
+        raise ConfigError(
+            f"size {size} would stylize the image at {hw[1]}x{hw[0]} = {hw[0] * hw[1]:,} pixels, "
+            f"over the limit of {cap:,} pixels (PIXELFORGE_MAX_PIXELS); use a smaller --size."
+        )
 
 
 def check_styles(specs: Sequence[StyleSpec]) -> None:
@@ -142,6 +153,7 @@ def stylize(
         cfg = GatysConfig.with_options(config, **options)
         specs = [style] if isinstance(style, ONE_IMAGE) else list(style or [])
         content_hw = fit_longest((int(c.shape[-2]), int(c.shape[-1])), cfg.size)
+        check_size(content_hw, cfg.size)
         styles = [load_style(sp, content_hw, cfg.seed) for sp in specs]
         styled, _ = style_transfer(
             c, styles, style_weights=style_weights, config=cfg, network=network,
