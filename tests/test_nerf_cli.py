@@ -143,6 +143,9 @@ def test_a_model_folder_needs_a_split_file_and_other_mistakes(trained, cli, tmp_
     assert code == 0, err
     code, _, err = cli("nerf", "train", scene, "--out", tmp_path / "r", "--model", "voxels")
     assert code != 0 and "grid or mlp" in err
+    for key in ("model.resolution=100000", "model.occupancy_resolution=5000"):  # a typo's size
+        code, _, err = cli("nerf", "train", scene, "--out", tmp_path / "r", "--set", key)
+        assert code == 2 and err.startswith(f"error: {key.split('=')[0]} must be <=")
     code, _, err = cli("nerf", "make-scene", "nope", "--out", tmp_path / "s")
     assert code != 0 and "simple" in err  # lists the known scenes
 

@@ -94,8 +94,10 @@ class NerfGridConfig(SceneFields):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_range("model.resolution", self.resolution, low=2)
-        check_range("model.occupancy_resolution", self.occupancy_resolution, low=1)
+        # upper bounds: memory grows with resolution^2 (planes) and occupancy_resolution^3;
+        # above them a typo would fail deep in an allocation (TensoRF itself uses about 300)
+        check_range("model.resolution", self.resolution, low=2, high=1024)
+        check_range("model.occupancy_resolution", self.occupancy_resolution, low=1, high=512)
         for name in ("density_components", "color_components", "color_features", "hidden"):
             check_range(f"model.{name}", getattr(self, name), low=1)
         check_range("model.view_freqs", self.view_freqs, low=0)
