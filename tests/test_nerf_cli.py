@@ -150,6 +150,31 @@ def test_a_model_folder_needs_a_split_file_and_other_mistakes(trained, cli, tmp_
     assert code != 0 and "simple" in err  # lists the known scenes
 
 
+def test_a_model_folder_alone_scores_and_renders_at_its_training_size(trained, cli, tmp_path):
+    """A model trained on half-size views, copied without its run: --split scores the views at
+    that size, as its run does, and a pose file without image sizes renders at it."""
+    scene, _ = trained
+    run = tmp_path / "half"
+    train = ["nerf", "train", scene, "--out", run, "--steps", "2", "--set", "downscale=2"]
+    assert cli(*train, *TINY, "--threads", "1")[0] == 0
+    model = tmp_path / "model"
+    shutil.copytree(run / "checkpoints" / "step-00000002" / "model", model)
+    code, by_run, err = cli("nerf", "eval", run, "--split", "val", "--threads", "1")
+    assert code == 0, err
+    code, alone, err = cli("nerf", "eval", model, "--split", scene / "transforms_val.json")
+    assert code == 0, err
+    by_run, alone = json.loads(by_run), json.loads(alone)
+    assert alone["size"] == by_run["size"] == [12, 12] and alone["psnr"] == by_run["psnr"]
+    meta = json.loads((scene / "transforms_val.json").read_text())
+    for frame in meta["frames"]:  # cameras only: no images, no w and h
+        frame["file_path"] = "./nowhere/" + Path(frame["file_path"]).name
+    (tmp_path / "poses.json").write_text(json.dumps(meta))
+    code, _, err = cli("nerf", "render", model, "--pose", tmp_path / "poses.json", "--out",
+                       tmp_path / "v")  # fmt: skip
+    assert code == 0, err
+    assert Image.open(tmp_path / "v" / "view_0000.png").size == (12, 12)
+
+
 def test_orbit_circles_the_centre_at_the_rigs_distance_and_elevation():
     eye = torch.tensor([[4.0, 0.0, 2.0], [0.0, 4.0, 2.0], [-4.0, 0.0, 2.0]])
     rig = Cameras.from_fov(look_at(eye, torch.zeros(3), torch.tensor([0.0, 0.0, 1.0])), 8, 6, 0.7)

@@ -132,6 +132,19 @@ def _run_scene(run: str) -> tuple[str | None, int]:
     return None, 1
 
 
+def _training_downscale(model: Any, file: Path) -> int:
+    """The downscale that brings the images of ``file`` to the size ``model`` was trained at
+    (its rig's), as its run would score them; 1 when they are not a whole multiple of it."""
+    from pixelforge.nerf.scenes import load_poses
+
+    rig = model.config.rig
+    if rig is None:
+        return 1
+    width = load_poses(file).width  # read from the file or its first image's header
+    k = max(1, round(width / rig.width))
+    return k if round(width / k) == rig.width else 1
+
+
 def _load(run: str, device: str) -> Any:
     from pixelforge import hub
     from pixelforge.training.trainer import resolve_device
@@ -187,10 +200,11 @@ def render(
         raise ConfigError(f"--scale must be above 0, got {scale}.")
     model = _load(run, device)
     template: Any
-    if pose is not None:
-        template = load_poses(pose)
-    elif model.config.rig is not None:  # the training cameras, kept in the model's config
-        template = model.config.rig
+    rig = model.config.rig
+    if pose is not None:  # a file without image sizes: the model's training size
+        template = load_poses(pose, size=None if rig is None else (rig.width, rig.height))
+    elif rig is not None:  # the training cameras, kept in the model's config
+        template = rig
     else:  # a model from before configs kept their rig: the cameras of its run's scene
         scene, downscale = _run_scene(run)
         if scene is None:
@@ -294,6 +308,8 @@ def evaluate(
             )
     else:
         file = Path(split)
+        if scene_dir is None:  # a model folder alone: its views at the size it was trained at
+            downscale = _training_downscale(model, file)
         scene = load_scene(file, downscale=downscale)
         stem = file.stem.removeprefix("transforms_")
         name = stem if stem in scene.splits else next(iter(scene.splits))
