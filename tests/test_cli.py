@@ -234,6 +234,15 @@ def test_a_folder_named_as_a_default_model_does_not_replace_it(tmp_path, cli, mo
         assert read_provenance(tmp_path / f"{command}.png")["model_sha256"]
 
 
+def test_outputs_that_cannot_be_written_say_what_to_do(tmp_path, cli):
+    code, _, err = cli("sample", "dcgan-digits", "--out", tmp_path / "x.jpg")
+    assert code == 2 and f"use {tmp_path / 'x.png'}" in err
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    code, _, err = cli("denoise", tmp_path / "in", "--out", tmp_path / "out")
+    assert code == 2 and "1 of 1 images were skipped (none was written)" in err, err
+
+
 def test_data_check_lists_unreadable_files(tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()

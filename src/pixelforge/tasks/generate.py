@@ -81,7 +81,10 @@ def save_samples(images: torch.Tensor, out: str | Path, meta: dict[str, Any]) ->
         write_png(target, images[0] if images.shape[0] == 1 else make_grid(images), meta)
         return [target]
     if target.suffix:
-        raise ConfigError(f"--out must end in .png (one grid) or be a folder, got '{out}'.")
+        raise ConfigError(
+            f"--out must end in .png (one grid) or be a folder, got '{out}': every image "
+            f"pixelforge writes is a PNG, so use {target.with_suffix('.png')}."
+        )
     written = []
     for i, img in enumerate(images):
         path = target / f"sample-{i:05d}.png"

@@ -262,9 +262,11 @@ def folder_failures(failed: list[tuple[Path, str]], total: int, out: str | Path)
     reasons = "; ".join(
         reason if path.name in reason else f"{path.name}: {reason}" for path, reason in failed
     )
+    done = total - len(failed)
+    where = f"the other {done} are in {out}" if done else "none was written"
     return PixelforgeError(
-        f"{len(failed)} of {total} images were skipped (the other {total - len(failed)} are "
-        f"in {out}); fix or remove them and run again. {reasons}"
+        f"{len(failed)} of {total} images were skipped ({where}); fix or remove them and run "
+        f"again. {reasons}"
     )
 
 
