@@ -99,3 +99,17 @@ def _same_thread_count_after_each_test():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+def small_restore_model(task: str = "sr", image_size: int = 32, **kw: Any) -> Any:
+    """A tiny restoration model whose output depends on its network (random small weights; an
+    untrained one has zero tails and returns its input's skip path)."""
+    import torch
+
+    from pixelforge.models.restore import RestoreConfig, RestoreModel
+
+    torch.manual_seed(0)
+    model = RestoreModel(RestoreConfig(task=task, image_size=image_size, width=8, blocks=1, **kw))
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    return model.eval()

@@ -38,7 +38,7 @@ from pixelforge.tasks.restore import run_command, uncrop_canvas
 from pixelforge.tasks.tiling import MAX_OUTPUT_PIXELS, report_tiles, run_tiled
 from pixelforge.training.restore import RestoreTrainConfig, make_pair, pixel_term
 
-from conftest import FIXTURES
+from conftest import FIXTURES, small_restore_model
 
 BUTTERFLY = FIXTURES / "photos" / "set5-butterfly.png"
 
@@ -51,11 +51,7 @@ def photo() -> torch.Tensor:
 
 
 def small_model(task: str = "sr", **kw) -> RestoreModel:
-    torch.manual_seed(0)
-    model = RestoreModel(RestoreConfig(task=task, image_size=32, width=8, blocks=1, **kw))
-    for p in model.parameters():  # untrained tails are zero: make the output depend on the net
-        p.data.normal_(0, 0.05)
-    return model.eval()
+    return small_restore_model(task, **kw)
 
 
 # ------------------------------------------------------------------------- degradations

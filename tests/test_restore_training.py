@@ -16,17 +16,13 @@ from pixelforge.models.restore import RestoreConfig, RestoreModel
 from pixelforge.training.restore import RestoreTask, RestoreTrainConfig, make_pair
 from pixelforge.training.run import prepare_run
 
-from conftest import FIXTURES
+from conftest import FIXTURES, small_restore_model
 
 BUTTERFLY = FIXTURES / "photos" / "set5-butterfly.png"
 
 
 def small_model(task: str = "sr", **kw) -> RestoreModel:
-    torch.manual_seed(0)
-    model = RestoreModel(RestoreConfig(task=task, image_size=24, width=8, blocks=1, **kw))
-    for p in model.parameters():  # untrained tails are zero: make the output depend on the net
-        p.data.normal_(0, 0.05)
-    return model.eval()
+    return small_restore_model(task, 24, **kw)
 
 
 def test_upscale_with_a_model_uses_its_own_scale(cli, tmp_path):
