@@ -243,6 +243,24 @@ def test_outputs_that_cannot_be_written_say_what_to_do(tmp_path, cli):
     assert code == 2 and "1 of 1 images were skipped (none was written)" in err, err
 
 
+@pytest.mark.parametrize("command", ["denoise", "translate", "sample"])
+def test_inference_commands_take_threads(tmp_path, cli, command):
+    from pixelforge.io.images import write_png
+
+    write_png(tmp_path / "a.png", torch.rand(3, 16, 16))
+    args = {
+        "denoise": ["denoise", tmp_path / "a.png"],
+        "translate": ["translate", "dcgan-digits", tmp_path / "a.png"],  # refused: not pix2pix
+        "sample": ["sample", "dcgan-digits", "--n", "1"],
+    }[command]
+    code, _, err = cli(*args, "--threads", "0", "--out", tmp_path / "o.png")
+    assert code == 2 and "--threads must be at least 1" in err
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    cli(*args, "--threads", str(target), "--out", tmp_path / "o.png")
+    assert torch.get_num_threads() == target  # applied (the fixture restores it after the test)
+
+
 def test_data_check_lists_unreadable_files(tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from pixelforge.cli.options import set_threads
+from pixelforge.cli.options import Threads, set_threads
 from pixelforge.errors import ConfigError
 
 #: a run expected to take longer than this (seconds, from its first iteration) is announced
@@ -52,7 +52,7 @@ def dip(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the network weights and input noise.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar with the loss.")] = True,
 ) -> int:
     """Denoise, inpaint or upscale ONE image with a deep image prior (no training data). Grey

@@ -23,7 +23,7 @@ from pixelforge.cli.evaluate import eval_app
 from pixelforge.cli.latent import latent_app
 from pixelforge.cli.matting import composite, eval_matting, remove_bg
 from pixelforge.cli.nerf import nerf_app
-from pixelforge.cli.options import set_threads
+from pixelforge.cli.options import Threads, set_threads
 from pixelforge.cli.restore import register as register_restore
 from pixelforge.cli.study import study_app
 from pixelforge.cli.stylize import stylize
@@ -101,7 +101,7 @@ def train(
     init: Annotated[
         str | None, typer.Option(help="Start from this MODEL's weights (new runs only).")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the full config and exit.")
     ] = False,
@@ -195,12 +195,14 @@ def sample(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    threads: Threads = None,
 ) -> None:
     """Generate images from MODEL."""
     from pixelforge.hub import load
     from pixelforge.tasks.generate import provenance, sample_images, save_samples
     from pixelforge.training.trainer import resolve_device
 
+    set_threads(threads)
     m = load(model, device=resolve_device(device))
     options = {
         k: v
@@ -478,7 +480,7 @@ def demo(
     retrain: Annotated[
         bool, typer.Option("--retrain", help="Train again even if a model exists.")
     ] = False,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Train a class-conditional DCGAN on digits (~2 minutes on 2 CPU cores) and show results."""
     from pixelforge.demo import run_demo

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from pixelforge.cli.evaluate import AsJson, _report
-from pixelforge.cli.options import set_threads
+from pixelforge.cli.options import Threads, set_threads
 from pixelforge.errors import DataError, ImageReadError
 
 
@@ -49,7 +49,7 @@ def remove_bg(
         typer.Option(help="Matting model dir, run dir or shipped name (default: matting)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Cut out the main object: write RGBA PNGs whose alpha is the model's matte (times the
     image's own alpha: what is already transparent stays so)."""
@@ -125,7 +125,7 @@ def composite(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Put FG's object on BACKGROUND: alpha from --alpha, else FG's own alpha channel, else the
     model's matte. The background is scaled to cover FG's size and centre-cropped; the output has
@@ -190,7 +190,7 @@ def eval_matting(
     ],
     as_json: AsJson = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Alpha IoU (at 0.5), SAD (sum of |error| / 1000) and MSE of MODEL's mattes on held-out
     pairs, each image at its own size, as remove-bg runs it (mean and std over images)."""

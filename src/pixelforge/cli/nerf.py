@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pixelforge.cli.options import set_threads
+from pixelforge.cli.options import Threads, set_threads
 from pixelforge.errors import ConfigError
 
 nerf_app = typer.Typer(
@@ -84,7 +84,7 @@ def train(
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Shortcut for --set train.steps=N.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a radiance field on a scene folder into --out (resumes when --out holds a run)."""
@@ -177,7 +177,7 @@ def render(
     scale: Annotated[float, typer.Option(help="Render at this fraction of the image size.")] = 1.0,
     fps: Annotated[float, typer.Option(help="Frames per second of a video.")] = 24,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Render new views of a trained scene: an orbit video, or the cameras of a pose file."""
@@ -281,7 +281,7 @@ def evaluate(
         Path | None, typer.Option("--out", help="Also write the results as JSON here.")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """PSNR and SSIM of held-out views, per view and mean (JSON)."""

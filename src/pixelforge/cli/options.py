@@ -13,6 +13,7 @@ AllowPickle = Annotated[
 Force = Annotated[
     bool, typer.Option("--force", help="Replace --out if it exists and is not empty.")
 ]
+Threads = Annotated[int | None, typer.Option(help="CPU threads for torch (default: torch's).")]
 
 
 def set_threads(threads: int | None) -> None:

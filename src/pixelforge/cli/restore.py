@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pixelforge.cli.options import Threads, set_threads
+
 Source = Annotated[str, typer.Argument(help="An image, or a folder of images.")]
 Out = Annotated[  # a string: a trailing "/" (a folder for one image's result) is kept
     str,
@@ -56,8 +58,10 @@ def _run(
     tile: int,
     device: str,
     ensemble: int,
+    threads: int | None,
     **kw: object,
 ) -> None:
+    set_threads(threads)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pixelforge.tasks.restore import run_command
@@ -114,10 +118,11 @@ def upscale(
     tile: Tile = 512,
     device: Device = "auto",
     ensemble: Ensemble = 1,
+    threads: Threads = None,
 ) -> None:
     """Super-resolution: enlarge an image SCALE times (default model sr-x{scale};
     sr-x4-gan: sharper textures; sr-x4-real: for blurry, noisy, compressed photos)."""
-    _run("upscale", source, out, model, tile, device, ensemble, scale=scale)
+    _run("upscale", source, out, model, tile, device, ensemble, threads, scale=scale)
 
 
 def _image_only(command: str, doc: str, *, sampled: bool = False) -> Callable[..., None]:
@@ -131,8 +136,9 @@ def _image_only(command: str, doc: str, *, sampled: bool = False) -> Callable[..
         tile: Tile = 512,
         device: Device = "auto",
         ensemble: Ensemble = 1,
+        threads: Threads = None,
     ) -> None:
-        _run(command, source, out, model, tile, device, ensemble)
+        _run(command, source, out, model, tile, device, ensemble, threads)
 
     def run_sampled(
         source: Source,
@@ -141,12 +147,14 @@ def _image_only(command: str, doc: str, *, sampled: bool = False) -> Callable[..
         tile: Tile = 512,
         device: Device = "auto",
         ensemble: Ensemble = 1,
+        threads: Threads = None,
         seed: Seed = None,
         sampler: Sampler = None,
         steps: Steps = None,
     ) -> None:
         _run(
-            command, source, out, model, tile, device, ensemble, seed=seed, sampler=sampler,
+            command, source, out, model, tile, device, ensemble, threads, seed=seed,
+            sampler=sampler,
             steps=steps,
         )  # fmt: skip
 
@@ -177,13 +185,14 @@ def inpaint(
     tile: Tile = 1024,
     device: Device = "auto",
     ensemble: Ensemble = 1,
+    threads: Threads = None,
     seed: Seed = None,
     sampler: Sampler = None,
     steps: Steps = None,
 ) -> None:
     """Fill the white area of MASK with plausible content."""
     _run(
-        "inpaint", source, out, model, tile, device, ensemble, mask=mask, seed=seed,
+        "inpaint", source, out, model, tile, device, ensemble, threads, mask=mask, seed=seed,
         sampler=sampler, steps=steps,
     )  # fmt: skip
 
@@ -197,13 +206,14 @@ def uncrop(
     tile: Tile = 1024,
     device: Device = "auto",
     ensemble: Ensemble = 1,
+    threads: Threads = None,
     seed: Seed = None,
     sampler: Sampler = None,
     steps: Steps = None,
 ) -> None:
     """Extend an image beyond its borders (outpainting)."""
     _run(
-        "uncrop", source, out, model, tile, device, ensemble, extend=extend, side=side,
+        "uncrop", source, out, model, tile, device, ensemble, threads, extend=extend, side=side,
         seed=seed, sampler=sampler, steps=steps,
     )  # fmt: skip
 

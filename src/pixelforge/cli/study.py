@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pixelforge.cli.options import set_threads
+from pixelforge.cli.options import Threads, set_threads
 from pixelforge.errors import ConfigError
 
 study_app = typer.Typer(
@@ -91,7 +91,7 @@ def augment(
     test_data: Annotated[
         str | None, typer.Option(help="Held-out split (default: DATA:test).")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
     out_path: Annotated[
         Path | None, typer.Option("--out", help="Write the result JSON here.")
     ] = None,

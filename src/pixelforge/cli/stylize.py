@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from pixelforge.cli.options import set_threads
+from pixelforge.cli.options import Threads, set_threads
 from pixelforge.errors import ConfigError
 
 VGG_NOTE = (
@@ -90,7 +90,7 @@ def stylize(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the noise init and built-in styles.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Threads = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar with the losses.")] = True,
     list_styles: Annotated[
         bool, typer.Option("--list-styles", help="List the built-in styles and exit.")

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pixelforge.cli.options import Threads, set_threads
+
 
 def translate(
     model: Annotated[
@@ -36,11 +38,13 @@ def translate(
         ),
     ] = 512,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    threads: Threads = None,
 ) -> None:
     """Translate an image or a folder of images with a pix2pix or cyclegan MODEL (any size)."""
     from pixelforge.tasks.translate import run_translate
     from pixelforge.training.trainer import resolve_device
 
+    set_threads(threads)
     written = run_translate(
         model, source, out_path, direction=direction, tile=tile, device=resolve_device(device)
     )
