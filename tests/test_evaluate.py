@@ -131,6 +131,10 @@ def test_psnr_and_ssim_pair_folders_by_name(cli, tmp_path):
     code, out, err = cli("eval", "psnr", a, b, "--json")
     assert code == 0, err
     assert 20 < json.loads(out)["value"] < 35
+    with pytest.MonkeyPatch.context() as mp:  # the second process of torchrun reports nothing
+        mp.setenv("RANK", "1")
+        code, out, err = cli("eval", "psnr", a, b, "--json")
+        assert code == 0 and out == "", err
     code, out, _ = cli("eval", "ssim", a, a, "--json", "--y-channel")
     assert code == 0 and json.loads(out)["value"] == pytest.approx(1.0)
     (b / "2.png").unlink()

@@ -428,8 +428,11 @@ def make_stats(
 
 
 def is_main_process() -> bool:
-    """True on the process that reports (rank 0, or the only one)."""
-    return _shard()[0] == 0
+    """True on the process that reports (rank 0, or the only one). A metric that does not share
+    its work (psnr, ssim, ...) runs whole in every process of a launcher, which has set RANK."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def compute_all(
