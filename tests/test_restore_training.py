@@ -158,3 +158,18 @@ def test_eval_every_is_refused_before_training(cli, tmp_path):
     )  # fmt: skip
     assert code == 2 and len(err.strip().splitlines()) == 1 and "eval psnr" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_photos_smaller_than_the_crops_are_named_when_training_starts(cli, tmp_path):
+    # a crop of an enlarged photo is a blurred target: the user should know which photos
+    photos = photo_folder(tmp_path / "photos", {"a": "RGB", "b": "RGB"})  # 40 x 30
+    Image.open(tmp_path / "photos" / "b.png").crop((0, 0, 12, 10)).save(
+        tmp_path / "photos" / "b.png"
+    )
+    code, _, err = cli(
+        "train", "restore", "--data", photos, "--steps", 1, "--out", tmp_path / "run",
+        "--set", "model.task=denoise", *TINY_RUN,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "1 image is smaller than the 16-pixel crops" in err and "b.png" in err
+    assert "a.png" not in err

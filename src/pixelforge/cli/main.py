@@ -143,6 +143,17 @@ def train(
                 f"skipped {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''}: "
                 f"{named}{more}. `pixelforge data check {spec.data}` lists them all."
             )
+        enlarged = getattr(trainer.dataset, "enlarged", [])
+        if enlarged:  # their crops are blurred upsamplings: poor targets for restoration
+            size = spec.model.image_size
+            named = ", ".join(str(p) for p in enlarged[:3])
+            more = f" and {len(enlarged) - 3} more" if len(enlarged) > 3 else ""
+            err().print(
+                f"{len(enlarged)} image{'s are' if len(enlarged) > 1 else ' is'} smaller than the "
+                f"{size}-pixel crops and {'were' if len(enlarged) > 1 else 'was'} enlarged to cut "
+                f"them (blurred: a restoration model learns less from them): {named}{more}. Use "
+                "larger photos or a smaller model.image_size."
+            )
     last = trainer.fit()
     if trainer.is_main:
         out().print(f"done: {trainer.step} steps; model: {last / 'model'}")

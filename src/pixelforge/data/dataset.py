@@ -62,6 +62,7 @@ class ImageDataset:
         masks: torch.Tensor | None = None,
         images_b: torch.Tensor | None = None,
         skipped: list[tuple[Path, str]] | None = None,
+        enlarged: list[Path] | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError("images must be a uint8 N x C x H x W tensor")
@@ -83,6 +84,8 @@ class ImageDataset:
         self.masks = masks
         self.images_b = images_b
         self.skipped: list[tuple[Path, str]] = list(skipped or [])
+        #: images smaller than the crops cut from them (``data.patches``), enlarged first
+        self.enlarged: list[Path] = list(enlarged or [])
 
     def __len__(self) -> int:
         """Number of samples; for unpaired data, the larger of the two sides."""

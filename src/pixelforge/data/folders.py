@@ -330,8 +330,12 @@ def open_folder(
         a, b = _split_pair(image, f)
         return prep(a, f), prep(b, f)
 
+    enlarged: list[Path] = []
+
     def prep_crops(image: np.ndarray, f: Path) -> list[np.ndarray]:
         native.see(image)
+        if min(image.shape[:2]) < image_size:  # random_crops enlarges it first
+            enlarged.append(f)
         rng = np.random.default_rng([config.seed, zlib.crc32(f.name.encode())])
         return random_crops(
             convert_channels(image, channels), size=image_size, count=config.patches, rng=rng,
@@ -351,7 +355,7 @@ def open_folder(
             )
             return ImageDataset(
                 native.update(info, len(flat)), stack_images(flat), labels=label_t,
-                skipped=skipped,
+                skipped=skipped, enlarged=enlarged,
             )  # fmt: skip
         decoded, skipped = _decode(files, prep, progress, "reading images")
         _check_bad(len(files), skipped, config, spec)
