@@ -250,6 +250,9 @@ def test_neighbors_of_a_training_image_start_with_itself(planted):
     assert nb.grid_images().shape == (4, 1, 8, 8)
     px = latent.neighbors(model, root / "mark" / "005.png", spec, k=2, space="pixel")
     assert px.indices[0] == 5 and "pixels" in px.space
+    # eval memorization spells it "pixels": the same word works in both
+    again = latent.neighbors(model, root / "mark" / "005.png", spec, k=2, space="pixels")
+    assert again.indices == px.indices and again.space == px.space
 
 
 # ---------------------------------------------------------------------------- identity, refusals

@@ -57,6 +57,7 @@ def nearest_neighbors(
 ) -> Neighbors:
     """The ``k`` images of ``data`` nearest to ``image`` (a path, or 1 x C x H x W in [-1, 1])."""
     gen = check_generator(model)
+    space = {"pixels": "pixel"}.get(space, space)  # as `eval memorization --space pixels` says it
     if space not in SPACES:
         raise ConfigError(f"--space must be latent or pixel, got '{space}'.")
     if k < 1 or max_images < 1:

@@ -133,6 +133,7 @@ def compute_memorization(
     ``fake``: a model (sampled ``n`` times, default :data:`DEFAULT_N`), a folder or a dataset.
     ``train``, ``heldout``: datasets or folders of images.
     """
+    space = {"pixel": "pixels"}.get(space, space)  # as `latent neighbors --space pixel` says it
     if space not in SPACES:
         raise ConfigError(f"--space must be features or pixels, got '{space}'.")
     if n is not None and n < 2:
