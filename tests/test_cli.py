@@ -261,6 +261,14 @@ def test_inference_commands_take_threads(tmp_path, cli, command):
     assert torch.get_num_threads() == target  # applied (the fixture restores it after the test)
 
 
+def test_info_of_a_video_says_videos_carry_no_provenance(tmp_path, cli):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "orbit.gif")  # as nerf render writes orbits
+    code, _, err = cli("info", tmp_path / "orbit.gif")
+    assert code == 2 and "is a video" in err and "Convert it" not in err
+
+
 def test_data_check_lists_unreadable_files(tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()

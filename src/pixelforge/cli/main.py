@@ -278,6 +278,11 @@ def info(
     from pixelforge.io.images import read_provenance
 
     if path.is_file():
+        if path.suffix.lower() in (".gif", ".mp4"):
+            raise PixelforgeError(
+                f"{path} is a video: pixelforge keeps provenance in the PNGs it writes, and "
+                "`nerf render` videos carry none (render the views into a folder for PNGs)."
+            )
         doc = read_provenance(path)
         if doc is None:
             raise PixelforgeError(
