@@ -173,3 +173,17 @@ def test_photos_smaller_than_the_crops_are_named_when_training_starts(cli, tmp_p
     assert code == 0, err
     assert "1 image is smaller than the 16-pixel crops" in err and "b.png" in err
     assert "a.png" not in err
+
+
+@pytest.mark.parametrize(
+    ("task", "option"),
+    [("denoise", "train.degradation=real"), ("jpeg", "train.mask_kind=box")],
+)
+def test_options_of_another_task_are_refused_not_ignored(cli, tmp_path, task, option):
+    # a denoiser asked for real-world degradations would have trained on Gaussian noise alone
+    photos = photo_folder(tmp_path / "photos", {"a": "RGB", "b": "RGB"})
+    code, _, err = cli(
+        "train", "restore", "--data", photos, "--steps", 1, "--out", tmp_path / "run",
+        "--set", f"model.task={task}", "--set", option, *TINY_RUN,
+    )  # fmt: skip
+    assert code == 2 and option.split("=")[0] in err and "leave it out" in err

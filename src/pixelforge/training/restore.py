@@ -209,6 +209,19 @@ class RestoreTask(TrainTask):
     def __init__(self, model_config: RestoreConfig, train_config: RestoreTrainConfig) -> None:
         super().__init__(model_config, train_config)
         cfg = train_config
+        task = model_config.task
+        if cfg.degradation != "bicubic" and task != "sr":  # options no step would read
+            raise ConfigError(
+                f"train.degradation={cfg.degradation} is how super-resolution inputs are made "
+                f"(model.task=sr); a {task} model does not use it: leave it out."
+            )
+        if cfg.mask_kind != "mixed" and task != "inpaint":
+            raise ConfigError(
+                f"train.mask_kind={cfg.mask_kind} chooses the holes of model.task=inpaint; a "
+                f"{task} model does not use it"
+                + (" (uncrop always extends a border)" if task == "uncrop" else "")
+                + ": leave it out."
+            )
         self.model = RestoreModel(model_config)
         self.modules = {"net": self.model.net}
         if cfg.ema_decay > 0:
