@@ -233,7 +233,12 @@ def test_translate_refuses_a_model_of_another_family(tmp_path, cli):
     _save(tmp_path / "photo.png", _photo(20, 20))
     code, _, err = cli("translate", restore, tmp_path / "photo.png", "--out", tmp_path / "o.png")
     assert code == 2 and "restore model" in err and "pix2pix and cyclegan" in err
+    assert f"run this one with `pixelforge denoise` --model {restore}" in err  # the way on
     assert not (tmp_path / "o.png").exists()
+    code, _, err = cli(
+        "translate", "dcgan-digits", tmp_path / "photo.png", "--out", tmp_path / "o.png"
+    )
+    assert code == 2 and "`pixelforge sample dcgan-digits`" in err
 
 
 def test_translate_a_few_pixels_with_cyclegan_is_an_error_not_a_crash(tmp_path, cyclegan, cli):

@@ -51,15 +51,12 @@ def sample_images(
 
 
 def _commands_for(model: torch.nn.Module) -> str:
-    """Where a restoration model (a restore or palette task) is used instead: ": it restores
-    images; run it with `pixelforge inpaint` or `pixelforge uncrop` and --model", or ""."""
-    from pixelforge.tasks.restore import TASKS_OF
+    """Where an image-to-image model is used instead: ": it works on images; run it with
+    `pixelforge inpaint` or `pixelforge uncrop` and --model", or ""."""
+    from pixelforge.tasks.restore import commands_for
 
-    task = getattr(getattr(model, "config", None), "task", None)
-    commands = [f"`pixelforge {c}`" for c, tasks in TASKS_OF.items() if task in tasks]
-    if not commands:
-        return ""
-    return f": it restores images; run it with {' or '.join(commands)} and --model"
+    commands = commands_for(model)
+    return f": it works on images; run it with {commands} and --model" if commands else ""
 
 
 def provenance(model: torch.nn.Module, command: str, **fields: Any) -> dict[str, Any]:

@@ -37,6 +37,28 @@ TASKS_OF: dict[str, tuple[str, ...]] = {
     "uncrop": ("uncrop", "inpaint", "multi"),
 }
 
+#: families whose models one command runs (restore and palette models: by task, TASKS_OF)
+COMMAND_OF_FAMILY: dict[str, str] = {
+    "matting": "remove-bg",
+    "fast-style": "stylize",
+    "pix2pix": "translate",
+    "cyclegan": "translate",
+}
+
+
+def commands_for(model: Any) -> str:
+    """The commands that run ``model``, for an error that refuses it elsewhere: "`pixelforge
+    inpaint` or `pixelforge uncrop`" (a model's task), "`pixelforge remove-bg`", ... or ""."""
+    task = getattr(getattr(model, "config", None), "task", None)
+    commands = [c for c, tasks in TASKS_OF.items() if task in tasks]
+    family = getattr(model, "family", None)
+    if not commands and family in COMMAND_OF_FAMILY:
+        commands = [COMMAND_OF_FAMILY[family]]
+    if not commands and callable(getattr(model, "sample", None)):  # a generator
+        commands = ["sample"]
+    return " or ".join(f"`pixelforge {c}`" for c in commands)
+
+
 #: command -> the shipped model used without --model (upscale: by scale)
 DEFAULT_MODELS: dict[str, str] = {
     "denoise": "denoise",

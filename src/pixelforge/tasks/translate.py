@@ -31,7 +31,7 @@ from pixelforge.tasks.image2image import (
     input_output_pairs,
     read_as_tensor,
 )
-from pixelforge.tasks.restore import split_alpha
+from pixelforge.tasks.restore import commands_for, split_alpha
 
 FAMILIES = ("pix2pix", "cyclegan")
 
@@ -42,10 +42,11 @@ def load_translator(model: Any, device: Any = "cpu") -> ImageToImage:
     m = model if isinstance(model, torch.nn.Module) else hub.load(model, device=device)
     if not isinstance(m, ImageToImage) or m.family not in FAMILIES:
         name = model if isinstance(model, str | Path) else "the model"
+        other = commands_for(m)
+        run = f"`pixelforge sample {name}`" if "sample" in other else f"{other} --model {name}"
         raise ConfigError(
             f"{name} is a {getattr(m, 'family', '?')} model; translate runs pix2pix and cyclegan "
-            "models (restoration, matting and style models have their own commands: upscale, "
-            "denoise, remove-bg, stylize, ...)."
+            "models" + (f": run this one with {run}." if other else ".")
         )
     return m
 
