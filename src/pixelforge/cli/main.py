@@ -137,26 +137,30 @@ def train(
         )
         skipped = getattr(trainer.dataset, "skipped", [])
         if skipped:  # within data.max_bad_fraction: trained without them, said once
-            named = "; ".join(f"{p} ({why})" for p, why in skipped[:3])
-            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
             err().print(
                 f"skipped {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''}: "
-                f"{named}{more}. `pixelforge data check {spec.data}` lists them all."
+                f"{_first_three([f'{p} ({why})' for p, why in skipped], '; ')}. "
+                f"`pixelforge data check {spec.data}` lists them all."
             )
         enlarged = getattr(trainer.dataset, "enlarged", [])
         if enlarged:  # their crops are blurred upsamplings: poor targets for restoration
-            size = spec.model.image_size
-            named = ", ".join(str(p) for p in enlarged[:3])
-            more = f" and {len(enlarged) - 3} more" if len(enlarged) > 3 else ""
+            many = len(enlarged) > 1
             err().print(
-                f"{len(enlarged)} image{'s are' if len(enlarged) > 1 else ' is'} smaller than the "
-                f"{size}-pixel crops and {'were' if len(enlarged) > 1 else 'was'} enlarged to cut "
-                f"them (blurred: a restoration model learns less from them): {named}{more}. Use "
-                "larger photos or a smaller model.image_size."
+                f"{len(enlarged)} image{'s are' if many else ' is'} smaller than the "
+                f"{spec.model.image_size}-pixel crops and {'were' if many else 'was'} enlarged "
+                "to cut them (blurred: a restoration model learns less from them): "
+                f"{_first_three([str(p) for p in enlarged], ', ')}. Use larger photos or a "
+                "smaller model.image_size."
             )
     last = trainer.fit()
     if trainer.is_main:
         out().print(f"done: {trainer.step} steps; model: {last / 'model'}")
+
+
+def _first_three(names: list[str], sep: str) -> str:
+    """The first three of ``names`` joined by ``sep``, and how many more there are."""
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return sep.join(names[:3]) + more
 
 
 # ---------------------------------------------------------------------------- sample / info
@@ -579,9 +583,7 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         err().print("interrupted")
         return 130
-    if (
-        result == 130
-    ):  # typer turns Ctrl-C into Exit(130); commands that keep work raise Interrupted
+    if result == 130:  # typer's Exit(130) for Ctrl-C (commands that keep work raise Interrupted)
         err().print("interrupted")
     return int(result or 0) if isinstance(result, int) else 0
 

@@ -84,8 +84,9 @@ class Trainer:
         self._setup_processes()
         torch.manual_seed(self.cfg.seed)
         self.task: TrainTask = spec.family.task_cls(spec.model, spec.train)
-        samples_nothing = spec.family.kind != "generator" and not hasattr(self.task, "evaluate")
-        if self.cfg.eval_every and samples_nothing:  # the default evaluation is FID of samples
+        # train.eval_every logs the task's own evaluation, else FID of samples from noise
+        self._fid_eval = bool(self.cfg.eval_every) and not hasattr(self.task, "evaluate")
+        if self._fid_eval and spec.family.kind != "generator":
             raise ConfigError(
                 f"train.eval_every measures FID of generated samples, and a {spec.family.name} "
                 "model generates none: leave it 0, and measure the run on held-out images with "
@@ -418,7 +419,7 @@ class Trainer:
         last: Path | None = None
         try:
             with self._interrupts(), logger:
-                if self.cfg.eval_every and self.is_main and not hasattr(self.task, "evaluate"):
+                if self._fid_eval and self.is_main:  # said before the first step, not after
                     self._fid_reference()
                 if self.step == 0 and self.is_main and self.cfg.sample_every:
                     self._write_samples()
