@@ -19,12 +19,14 @@ from pixelforge.training.run import RunSpec, prepare_run
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def make_image_folder(root: Path, kind: str = "folder", n: int = 12, grey_b: bool = False) -> str:
-    """``n`` random 10x12 RGB PNGs laid out for ``kind`` (folder, paired or unpaired) under
-    ``root`` (side B grey with ``grey_b``, as alpha mattes are); returns the dataset spec."""
+def make_image_folder(root: Path, kind: str = "folder", n: int = 12) -> str:
+    """``n`` random 10x12 RGB PNGs laid out for ``kind`` (folder, paired, unpaired, or mattes:
+    paired with B grey, as alpha mattes are) under ``root``; returns the dataset spec."""
     import torch
     from PIL import Image
 
+    grey_b = kind == "mattes"
+    kind = "paired" if grey_b else kind
     sides = {"folder": [""], "paired": ["A", "B"], "unpaired": ["trainA", "trainB"]}[kind]
     g = torch.Generator().manual_seed(0)
     for side in sides:
@@ -55,7 +57,7 @@ def family_dataset(family: str, where: Path) -> str:
         return "digits"
     if kind == "scene":
         return make_scene_folder(where / "data-scene")
-    return make_image_folder(where / f"data-{kind}", kind, grey_b=family == "matting")
+    return make_image_folder(where / f"data-{kind}", kind)
 
 
 def tiny_spec(

@@ -118,7 +118,7 @@ def test_trains_on_a_user_folder_and_samples_from_the_cli(family, tmp_path, cli)
     if kind == "scene":
         data = make_scene_folder(tmp_path / "scene")
     else:
-        data = make_image_folder(tmp_path / "images", kind, grey_b=family == "matting")
+        data = make_image_folder(tmp_path / "images", kind)
     run = tmp_path / "run"
     code, _, err = cli(
         "train", family, "--data", data, "--out", run, "--no-progress",

@@ -147,29 +147,65 @@ def test_unpaired_data_is_refused_with_a_clear_error(tmp_path):
         Trainer(spec, tmp_path, progress=False).fit()
 
 
-@pytest.mark.parametrize(
-    "store, message",
-    [
-        ("cutout", "colour"),  # B/ holds RGBA cutouts: their colours, flattened over white
-        ("zero-one", "0 and 1"),  # 0/1 masks saved as 8-bit PNGs
-        ("transparency", "white everywhere"),  # white painted on a transparent layer
-    ],
-)
-def test_mattes_that_the_pair_reader_cannot_read_as_alpha_are_refused(
-    pairs, tmp_path, store, message
-):
+def _restore_mattes(pairs, store):
+    """Rewrite every matte of ``pairs/B`` in another way people store one."""
     for path in sorted((pairs / "B").iterdir()):
         alpha = np.asarray(Image.open(path))
         image = np.asarray(Image.open(pairs / "A" / path.name))
-        if store == "cutout":
+        if store == "cutout":  # the image with the matte as its alpha channel
             Image.fromarray(np.dstack([image, alpha])).save(path)
-        elif store == "zero-one":
-            Image.fromarray((alpha > 127).astype(np.uint8)).save(path)
-        else:
+        elif store == "transparency":  # white painted on a transparent layer
             Image.fromarray(np.dstack([np.full_like(alpha, 255), alpha]), "LA").save(path)
+        elif store == "zero-one":  # a 0/1 mask saved as an 8-bit PNG
+            Image.fromarray((alpha > 127).astype(np.uint8)).save(path)
+        elif store == "photo":  # the image itself, no transparency
+            Image.fromarray(image).save(path)
+
+
+@pytest.mark.parametrize("store", ["cutout", "transparency"])
+def test_cutouts_and_mattes_stored_as_transparency_train_on_their_alpha(pairs, tmp_path, store):
+    grey = tiny_spec("matting", tmp_path / "grey", dataset=f"paired:{pairs}")
+    expected = Trainer(grey, tmp_path / "grey", progress=False).dataset.images_b
+    assert 0 < int(expected.float().mean()) < 255  # real mattes: object and background
+    _restore_mattes(pairs, store)
     spec = tiny_spec("matting", tmp_path / "run", dataset=f"paired:{pairs}")
-    with pytest.raises(DataError, match=message):
+    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    assert torch.equal(trainer.dataset.images_b, expected)
+    trainer.fit()  # and it trains on them
+
+
+def test_side_by_side_pairs_read_their_right_half_as_the_matte(pairs, tmp_path):
+    grey = tiny_spec("matting", tmp_path / "grey", dataset=f"paired:{pairs}")
+    expected = Trainer(grey, tmp_path / "grey", progress=False).dataset.images_b
+    joined = tmp_path / "joined"
+    joined.mkdir()
+    for path in sorted((pairs / "B").iterdir()):
+        alpha = np.asarray(Image.open(path))
+        image = np.asarray(Image.open(pairs / "A" / path.name))
+        opaque = np.dstack([image, np.full_like(alpha, 255)])
+        cutout = np.dstack([image, alpha])  # the right half: the cutout of the left
+        Image.fromarray(np.concatenate([opaque, cutout], axis=1)).save(joined / path.name)
+    spec = tiny_spec("matting", tmp_path / "run", dataset=f"paired:{joined}")
+    assert torch.equal(Trainer(spec, tmp_path / "run", progress=False).dataset.images_b, expected)
+
+
+@pytest.mark.parametrize(
+    "store, message", [("zero-one", "only the values 0 and 1"), ("photo", "colour image")]
+)
+def test_mattes_that_cannot_be_alpha_are_refused_naming_the_file(pairs, tmp_path, store, message):
+    _restore_mattes(pairs, store)
+    spec = tiny_spec("matting", tmp_path / "run", dataset=f"paired:{pairs}")
+    with pytest.raises(DataError, match=message) as caught:
         Trainer(spec, tmp_path / "run", progress=False).fit()
+    assert str(pairs / "B") in str(caught.value)
+
+
+def test_a_side_that_is_white_everywhere_is_refused():
+    from pixelforge.training.matting import check_mattes
+
+    with pytest.raises(DataError, match="white everywhere"):
+        check_mattes(torch.full((4, 3, 8, 8), 255, dtype=torch.uint8))
+    check_mattes(torch.full((4, 3, 8, 8), 128, dtype=torch.uint8))  # a grey matte passes
 
 
 # ------------------------------------------------------------------------------ CLI

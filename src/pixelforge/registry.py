@@ -26,7 +26,8 @@ class Family:
     # views of a scene (model.render_rays, see pixelforge.nerf.render.render_image)
     kind: str = "generator"
     # the data the family trains on: "images" (any image set), "paired" (paired:PATH, A -> B),
-    # "unpaired" (unpaired:PATH, two sets) or "scene" (a NeRF scene folder, PATH or scene:PATH)
+    # "mattes" (paired:PATH whose B side is alpha mattes: cutouts or grey images), "unpaired"
+    # (unpaired:PATH, two sets) or "scene" (a NeRF scene folder, PATH or scene:PATH)
     data_kind: str = "images"
     # families that read their own kind of data: (data spec, model config, train config) -> a
     # dataset with len(), get_batch(indices) and resolve_model(model config) -> the config with

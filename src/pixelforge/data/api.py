@@ -83,12 +83,15 @@ def open_dataset(
     channels: int,
     config: DataConfig | None = None,
     progress: bool = False,
+    mattes: bool = False,
 ) -> ImageDataset:
     """Load a dataset into memory at the model's ``image_size`` (square) and ``channels`` (1 or 3).
 
     Images are converted to the requested channels (grey replicated to RGB, RGB to BT.601 luma),
     brought to ``image_size x image_size`` with ``config.resize_mode`` and
     ``config.resize_filter``, and stored as ``uint8``. ``progress`` shows a rich progress bar.
+    ``mattes``: the B side of ``paired:PATH`` is alpha mattes, read by
+    :func:`~pixelforge.data.transforms.matte_of` (a cutout's alpha channel, else a grey image).
     """
     cfg = resolve_config(config)
     check_target(image_size, channels)
@@ -102,7 +105,7 @@ def open_dataset(
     if name in FOLDER_KINDS:
         dataset = open_folder(
             name, arg or "", spec, image_size=image_size, channels=channels, config=cfg,
-            progress=progress,
+            progress=progress, mattes=mattes,
         )  # fmt: skip
         if cfg.direction == "BtoA":  # B is the input: the model learns B -> A
             dataset.images, dataset.images_b = dataset.images_b, dataset.images  # type: ignore[assignment]

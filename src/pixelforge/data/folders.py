@@ -31,7 +31,14 @@ import torch
 
 from pixelforge.data.config import DataConfig
 from pixelforge.data.dataset import CheckReport, DatasetInfo, ImageDataset, track
-from pixelforge.data.transforms import convert_channels, prepare_image, random_crops, stack_images
+from pixelforge.data.transforms import (
+    convert_channels,
+    float_to_uint8,
+    matte_of,
+    prepare_image,
+    random_crops,
+    stack_images,
+)
 from pixelforge.errors import DataError, ImageReadError
 from pixelforge.io.images import list_images, read_image
 
@@ -200,13 +207,15 @@ def _decode(
     prep: Callable[[np.ndarray, Path], T],
     progress: bool,
     description: str,
+    mode: str = "RGB",
 ) -> tuple[list[T | None], list[tuple[Path, str]]]:
-    """Decode every file as RGB and pass it through ``prep`` at once (``None`` if unreadable)."""
+    """Decode every file in ``mode`` and pass it through ``prep`` at once (``None`` if
+    unreadable)."""
     out: list[T | None] = []
     skipped: list[tuple[Path, str]] = []
     for f in track(files, total=len(files), description=description, enabled=progress):
         try:
-            image = read_image(f, mode="RGB")
+            image = read_image(f, mode=mode)
         except ImageReadError as exc:
             out.append(None)
             # the reader's message starts with the path, which callers print beside it
@@ -312,9 +321,13 @@ def inspect_folder(kind: str, path: str, spec: str) -> DatasetInfo:
 
 def open_folder(
     kind: str, path: str, spec: str, *, image_size: int, channels: int, config: DataConfig,
-    progress: bool,
+    progress: bool, mattes: bool = False,
 ) -> ImageDataset:  # fmt: skip
-    """Decode, convert and resize a folder dataset into memory (originals are not kept)."""
+    """Decode, convert and resize a folder dataset into memory (originals are not kept).
+
+    ``mattes``: the B side of paired data is alpha mattes, each read by
+    :func:`~pixelforge.data.transforms.matte_of` (a cutout's alpha channel, else a grey image)
+    and stored grey in every channel."""
     root = resolve_folder(path, spec)
     info = inspect_folder(kind, path, spec)
     native = _Native()
@@ -326,9 +339,13 @@ def open_folder(
         sizes[f] = image.shape[:2]
         return prepare_image(image, image_size=image_size, channels=channels, config=config)
 
+    def prep_matte(rgba: np.ndarray, f: Path) -> np.ndarray:
+        grey = float_to_uint8(matte_of(rgba, str(f)) * 255.0)
+        return prep(np.repeat(grey[:, :, None], 3, axis=2), f)
+
     def prep_pair(image: np.ndarray, f: Path) -> tuple[np.ndarray, np.ndarray]:
         a, b = _split_pair(image, f)
-        return prep(a, f), prep(b, f)
+        return prep(a, f), (prep_matte(b, f) if mattes else prep(b, f))
 
     enlarged: list[Path] = []
 
@@ -370,7 +387,8 @@ def open_folder(
     if kind == "paired":
         files_a, files_b = paired_layout(root, spec)
         if files_b is None:  # side by side
-            pairs, skipped = _decode(files_a, prep_pair, progress, "reading pairs")
+            pair_mode = "RGBA" if mattes else "RGB"
+            pairs, skipped = _decode(files_a, prep_pair, progress, "reading pairs", pair_mode)
             _check_bad(len(files_a), skipped, config, spec)
             kept = [p for p in pairs if p is not None]
             return ImageDataset(
@@ -382,7 +400,10 @@ def open_folder(
     else:
         files_a, files_b = unpaired_layout(root, spec)
     dec_a, skip_a = _decode(files_a, prep, progress, "reading A")
-    dec_b, skip_b = _decode(files_b, prep, progress, "reading B")
+    if mattes and kind == "paired":
+        dec_b, skip_b = _decode(files_b, prep_matte, progress, "reading mattes", "RGBA")
+    else:
+        dec_b, skip_b = _decode(files_b, prep, progress, "reading B")
     skipped = skip_a + skip_b
     _check_bad(len(files_a) + len(files_b), skipped, config, spec)
     if kind == "paired":  # a pair with an unreadable side is dropped whole

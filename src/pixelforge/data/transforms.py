@@ -12,9 +12,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pixelforge.data.config import RESIZE_FILTERS, DataConfig
+from pixelforge.errors import DataError
 
 # ITU-R BT.601 luma weights, the ones PIL uses for "RGB" -> "L".
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+#: Mean spread between a pixel's largest and smallest channel (0-255) above which a matte file
+#: is a colour image; a grey matte saved as a colour JPEG stays far below it (chroma rounding).
+COLOUR_SPREAD = 4.0
 
 
 def resize_image(image: np.ndarray, size: int, *, mode: str, filter: str) -> np.ndarray:
@@ -90,6 +94,29 @@ def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
     if have == 3 and channels == 1:
         return float_to_uint8(image.astype(np.float32) @ _LUMA)[:, :, None]
     raise ValueError(f"cannot convert {have} channels to {channels}")
+
+
+def matte_of(rgba: np.ndarray, name: str) -> np.ndarray:
+    """An alpha matte read as H x W x 4 uint8 -> H x W float in [0, 1], by the one matte rule:
+    an image whose alpha channel is in use gives that channel (a cutout, or a mask painted on a
+    transparent layer); otherwise the image must be grey, white = object. Colour images and
+    0/1 masks saved in 8 bits raise :class:`DataError` naming ``name``."""
+    if rgba[:, :, 3].min() < 255:
+        matte = rgba[:, :, 3]
+    else:
+        rgb = rgba[:, :, :3].astype(np.int16)
+        if float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) > COLOUR_SPREAD:
+            raise DataError(
+                f"{name} is a colour image; an alpha matte is a grey image (white = object, "
+                "black = background) or an image whose alpha channel is the matte."
+            )
+        matte = rgb.mean(axis=2)
+    if matte.max() == 1:
+        raise DataError(
+            f"{name} holds only the values 0 and 1 of 0-255: a 0/1 mask saved in 8 bits reads "
+            "as (almost) all background. Save it times 255 (white = object)."
+        )
+    return matte / 255.0
 
 
 def prepare_image(

@@ -103,7 +103,7 @@ register(
         task_cls=MattingTask,
         tiny=MATTING_TINY,
         kind="image2image",
-        data_kind="paired",
+        data_kind="mattes",
     )
 )
 

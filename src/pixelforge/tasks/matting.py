@@ -1,9 +1,10 @@
 """Background removal with a matting model: the work behind ``pixelforge remove-bg``,
 ``pixelforge composite``, ``pixelforge eval matting`` and :func:`pixelforge.remove_bg`.
 
-A matte file (``composite --alpha``, the B/ side of evaluation pairs) is read by one rule
-(:func:`matte_of`): an image whose alpha channel is in use gives that channel (a cutout, or a
-mask painted on a transparent layer); otherwise the image must be grey, white = object.
+A matte file (``composite --alpha``, the B/ side of evaluation and training pairs) is read by
+one rule (:func:`pixelforge.data.transforms.matte_of`): an image whose alpha channel is in use
+gives that channel (a cutout, or a mask painted on a transparent layer); otherwise the image
+must be grey, white = object.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from pixelforge.data.transforms import matte_of
 from pixelforge.errors import ConfigError, DataError, PixelforgeError
 from pixelforge.io.images import image_array, read_image
 from pixelforge.metrics.result import MetricResult
 
 DEFAULT_MODEL = "matting"
-#: Mean spread between a pixel's largest and smallest channel (0-255) above which a matte file
-#: is a colour image; a grey matte saved as a colour JPEG stays far below it (chroma rounding).
-COLOUR_SPREAD = 4.0
 
 
 def load_matting(model: Any = None, device: Any = "cpu") -> Any:
@@ -63,26 +62,6 @@ def cutout(model: Any, rgba: np.ndarray) -> np.ndarray:
     flat = image_array(rgba, mode="RGB")
     alpha = predict_matte(model, flat) * (rgba[:, :, 3] / 255.0)
     return np.dstack([rgba[:, :, :3], np.rint(alpha * 255).astype(np.uint8)])
-
-
-def matte_of(rgba: np.ndarray, name: str) -> np.ndarray:
-    """A matte image read as H x W x 4 uint8 -> alpha H x W float in [0, 1] (module rule)."""
-    if rgba[:, :, 3].min() < 255:
-        matte = rgba[:, :, 3]
-    else:
-        rgb = rgba[:, :, :3].astype(np.int16)
-        if float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) > COLOUR_SPREAD:
-            raise DataError(
-                f"{name} is a colour image; an alpha matte is a grey image (white = object, "
-                "black = background) or an image whose alpha channel is the matte."
-            )
-        matte = rgb.mean(axis=2)
-    if matte.max() == 1:
-        raise DataError(
-            f"{name} holds only the values 0 and 1 of 0-255: a 0/1 mask saved in 8 bits reads "
-            "as (almost) all background. Save it times 255 (white = object)."
-        )
-    return matte / 255.0
 
 
 def read_matte(path: Path) -> np.ndarray:

@@ -7,11 +7,12 @@ Data: paired data, A = image and B = its alpha (grey; only B's first channel is 
   the bundled photos; ``composites:test`` holds out foregrounds and background photos.
 - ``--data paired:PATH``: your own images in ``PATH/A`` and their alpha mattes in ``PATH/B``
   (same file names), e.g. written by :func:`pixelforge.restoration.composites.write_composites`
-  or exported from a photo editor.
+  or exported from a photo editor. Each B file is read by the matte rule
+  (:func:`pixelforge.data.transforms.matte_of`): a cutout's alpha channel, else a grey image.
 
-B sides that cannot be mattes are refused before the first step (:func:`check_mattes`): colour
-images (a cutout's colours: the paired reader flattens transparency over white), mattes that
-are white everywhere (a matte stored only as transparency), and 0/1 masks saved as 8 bits.
+B sides that cannot be mattes are refused before the first step: colour images without
+transparency and 0/1 masks saved as 8 bits (each file, as it is read), and mattes that are
+white everywhere (:func:`check_mattes`).
 
 Both reach the task through the trainer's ordinary dataset, so data order, resume and
 multi-process splits are the trainer's. The step mirrors image and alpha together (a random
@@ -34,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelforge.config import check_range
+from pixelforge.data.transforms import COLOUR_SPREAD
 from pixelforge.errors import DataError
 from pixelforge.models.matting import MattingConfig, MattingNet
 from pixelforge.training.config import TINY_TRAIN, TrainConfig
@@ -94,12 +96,12 @@ def laplacian_loss(
 
 def check_mattes(mattes: torch.Tensor) -> None:
     """Raise :class:`DataError` unless ``mattes`` (the B side as read, uint8 N x C x H x W) can
-    be alpha mattes: grey, not white everywhere, not a 0/1 mask saved in 8 bits."""
-    from pixelforge.tasks.matting import COLOUR_SPREAD
-
+    be alpha mattes: grey, not white everywhere, not a 0/1 mask saved in 8 bits. ``paired:PATH``
+    folders are read by the matte rule already (each file refused on its own); this checks the
+    B side of any other paired data as a whole."""
     how = (
-        "Save each matte in B/ as a grey PNG, 0 = background to 255 = object (a cutout's "
-        "alpha channel, or a 0/1 mask times 255)."
+        "Save each matte in B/ as a grey PNG, 0 = background to 255 = object, or as a cutout "
+        "whose alpha channel is the matte."
     )
     colour = 0
     for chunk in mattes.split(256):
@@ -108,19 +110,18 @@ def check_mattes(mattes: torch.Tensor) -> None:
             colour += int((spread.mean(dim=(1, 2)) > COLOUR_SPREAD).sum())
     if colour:
         raise DataError(
-            f"{colour} of {len(mattes)} mattes (B/) are colour images, not alpha mattes; "
-            f"transparency is not read from B/ (it is flattened over white). {how}"
+            f"{colour} of {len(mattes)} mattes (B) are colour images, not alpha mattes. {how}"
         )
     top = int(mattes.max()) if mattes.numel() else 0
     if top == 1:
         raise DataError(
-            f"the mattes (B/) hold only the values 0 and 1 of 0-255: a 0/1 mask saved in 8 "
+            f"the mattes (B) hold only the values 0 and 1 of 0-255: a 0/1 mask saved in 8 "
             f"bits reads as (almost) all background. {how}"
         )
     if mattes.numel() and int(mattes.min()) == 255:
         raise DataError(
-            "every matte (B/) is white everywhere: no pixel is background. A matte stored only "
-            f"as transparency is flattened over white when B/ is read. {how}"
+            "every matte (B) is white everywhere: no pixel is background, so there is nothing "
+            f"to learn. {how}"
         )
 
 

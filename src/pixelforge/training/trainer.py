@@ -112,6 +112,7 @@ class Trainer:
                 channels=spec.model.channels,
                 config=spec.data_config,
                 progress=progress and self.is_main,
+                mattes=spec.family.data_kind == "mattes",
             )
         )
         self.task.attach_data(self.dataset)
