@@ -150,6 +150,13 @@ def test_missing_or_unreadable_style_is_a_one_line_error(tmp_path, cli):
     assert code != 0 and "--set train.style=" in err and "Traceback" not in err
     code, _, err = cli(*base, "--out", tmp_path / "b", "--set", f"train.style={tmp_path}/nope.jpg")
     assert code != 0 and "nope.jpg" in err and "no such file" in err and "Traceback" not in err
+    # nothing of the refused run is left, so the same --out starts afresh with a good style
+    assert not (tmp_path / "b" / "run.json").exists()
+    style = _style(tmp_path / "style.png")
+    code, _, err = cli(
+        *base, "--out", tmp_path / "b", "--set", f"train.style={style}", "--set", "train.steps=1"
+    )
+    assert code == 0, err
     (tmp_path / "notes.txt").write_text("not an image")
     code, _, err = cli(*base, "--out", tmp_path / "c", "--set", f"train.style={tmp_path}/notes.txt")
     assert code != 0 and "notes.txt" in err and "train.style" in err and "Traceback" not in err

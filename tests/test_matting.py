@@ -141,10 +141,15 @@ def test_family_trains_two_steps_and_resumes_bit_exactly(pairs, tmp_path):
     assert isinstance(model, MattingNet) and model.config == straight.model
 
 
-def test_unpaired_data_is_refused_with_a_clear_error(tmp_path):
-    spec = tiny_spec("matting", tmp_path, dataset="digits")
-    with pytest.raises(DataError, match="paired"):
-        Trainer(spec, tmp_path, progress=False).fit()
+@pytest.mark.parametrize("kind", ["digits", "unpaired"])
+def test_data_that_is_not_paired_is_refused_before_the_run_is_written(tmp_path, kind):
+    from conftest import make_image_folder
+
+    data = "digits" if kind == "digits" else make_image_folder(tmp_path / "two-sets", kind)
+    spec = tiny_spec("matting", tmp_path / "run", dataset=data)
+    with pytest.raises(DataError, match="not paired"):
+        Trainer(spec, tmp_path / "run", progress=False).fit()
+    assert not (tmp_path / "run" / "run.json").exists()
 
 
 def _restore_mattes(pairs, store):

@@ -176,10 +176,12 @@ def test_pix2pix_translates_with_the_statistics_it_trained_with(tmp_path):
         assert torch.allclose(model.generator(x), translated, atol=1e-6)
 
 
-def test_pix2pix_refuses_unlabelled_image_data(tmp_path):
-    spec = tiny_spec("pix2pix", tmp_path, dataset="digits")
-    with pytest.raises(PixelforgeError, match="paired"):
-        Trainer(spec, tmp_path, progress=False).fit()
+@pytest.mark.parametrize("family, kind", [("pix2pix", "paired"), ("cyclegan", "unpaired")])
+def test_one_set_of_images_is_refused_before_the_run_is_written(tmp_path, family, kind):
+    spec = tiny_spec(family, tmp_path / "run", dataset="digits")
+    with pytest.raises(PixelforgeError, match=f"use --data {kind}:PATH"):
+        Trainer(spec, tmp_path / "run", progress=False).fit()
+    assert not (tmp_path / "run" / "run.json").exists()  # the same --out can start afresh
 
 
 # ----------------------------------------------------------------------------- translate CLI

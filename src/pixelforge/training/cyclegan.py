@@ -34,6 +34,7 @@ from pixelforge.training.config import TINY_TRAIN, TrainConfig
 from pixelforge.training.pix2pix import (
     Examples,
     KeepsExamples,
+    check_sides,
     gan_loss,
     paired_batch,
     triptychs,
@@ -157,6 +158,11 @@ class CycleGANTask(KeepsExamples):
             "G": adam([*self.g_ab.parameters(), *self.g_ba.parameters()]),
             "D": adam([*self.d_a.parameters(), *self.d_b.parameters()]),
         }
+
+    def attach_data(self, dataset: Any) -> None:
+        """Refuse one set of images (it has no B side) before the run is written."""
+        check_sides(dataset, "cyclegan", "unpaired")
+        super().attach_data(dataset)
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext

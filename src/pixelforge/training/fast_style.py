@@ -209,7 +209,7 @@ class FastStyleTask(TrainTask):
                 self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
             )
         }
-        # Read once, now; an unreadable file is an error at the first step unless a resumed
+        # Read once, now; an unreadable file is an error in prepare() unless a resumed
         # checkpoint already holds the style (the file may have moved since).
         size = model_config.image_size if cfg.style_size == "image_size" else cfg.style_size
         assert size is None or isinstance(size, int)
@@ -235,8 +235,10 @@ class FastStyleTask(TrainTask):
         self.preview = dataset.get_batch(idx)["image"]
 
     @torch.no_grad()
-    def _prepare_style(self, device: torch.device) -> None:
-        """Fill the style buffers from the image read at start, or check a resumed run's."""
+    def prepare(self, device: torch.device) -> None:
+        """Fill the style buffers from the image read at start, or check a resumed run's: an
+        unreadable style, or another image than a resumed run's, is refused before the run
+        folder is written."""
         target = self.target
         if int(target.ready):
             if self.style_sha256 is not None and self.style_sha256 != target.digest:
@@ -262,7 +264,6 @@ class FastStyleTask(TrainTask):
         self, batch: dict[str, torch.Tensor], ctx: StepContext
     ) -> dict[str, torch.Tensor]:
         self.vgg.to(ctx.device)
-        self._prepare_style(ctx.device)
         x255 = (batch["image"].float() + 1) * 127.5
         if x255.shape[1] == 1:
             x255 = x255.expand(-1, 3, -1, -1)

@@ -142,7 +142,15 @@ class MattingTask(TrainTask):
         self._preview: tuple[torch.Tensor, int] | None = None
 
     def attach_data(self, dataset: Any) -> None:
-        """Refuse a B side that cannot be alpha mattes before any step is spent on it."""
+        """Refuse data that is not images paired with their alpha, or a B side that cannot be
+        alpha mattes, before the run is written."""
+        info = getattr(dataset, "info", None)
+        if info is not None and getattr(info, "kind", None) != "paired":
+            raise DataError(
+                f"matting trains on images paired with their alpha, and {info.spec} is not "
+                "paired: use --data composites (built in) or --data paired:PATH (PATH/A images, "
+                "PATH/B their mattes: grey images or cutouts)."
+            )
         mattes = getattr(dataset, "images_b", None)
         if isinstance(mattes, torch.Tensor):
             check_mattes(mattes)
@@ -151,11 +159,6 @@ class MattingTask(TrainTask):
         self, batch: dict[str, torch.Tensor], ctx: StepContext
     ) -> dict[str, torch.Tensor]:
         cfg: MattingTrainConfig = self.train_config
-        if "A" not in batch or "B" not in batch:
-            raise DataError(
-                "matting trains on images paired with their alpha: use --data composites (built "
-                "in) or --data paired:PATH (PATH/A images, PATH/B alpha mattes as grey images)."
-            )
         image = batch["A"]
         alpha = (batch["B"][:, :1] + 1.0) / 2.0
         if cfg.hflip:

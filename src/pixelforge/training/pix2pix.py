@@ -55,19 +55,31 @@ def gan_loss(kind: str, logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
+def _needs_two_sides(family: str, kind: str, what: str) -> DataError:
+    return DataError(
+        f"{family} trains on {kind} images, and {what}: use --data {kind}:PATH "
+        + (
+            "(A/ and B/ with matching names, or A|B side by side)."
+            if kind == "paired"
+            else "(trainA/ and trainB/)."
+        )
+    )
+
+
+def check_sides(dataset: Any, family: str, kind: str) -> None:
+    """Refuse, before the run is written, data that does not have the two sides ``family``
+    trains on (``kind``: "paired" or "unpaired"; paired data serves either)."""
+    info = getattr(dataset, "info", None)
+    if info is not None and getattr(info, "kind", None) not in ("paired", kind):
+        raise _needs_two_sides(family, kind, f"{info.spec} is one set of images")
+
+
 def paired_batch(
     batch: dict[str, torch.Tensor], family: str, kind: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(A, B) of a batch, or a DataError saying which data the family needs."""
     if "A" not in batch or "B" not in batch:
-        raise DataError(
-            f"{family} trains on {kind} images: use --data {kind}:PATH "
-            + (
-                "(A/ and B/ with matching names, or A|B side by side)."
-                if kind == "paired"
-                else "(trainA/ and trainB/)."
-            )
-        )
+        raise _needs_two_sides(family, kind, "the batch holds one set of images")
     return batch["A"], batch["B"]
 
 
@@ -172,6 +184,7 @@ class Pix2PixTask(KeepsExamples):
                 "paired:PATH (A/ and B/ with matching names, or A|B side by side), or train "
                 "cyclegan on unpaired data."
             )
+        check_sides(dataset, "pix2pix", "paired")
         super().attach_data(dataset)
 
     def train_step(

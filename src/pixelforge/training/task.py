@@ -77,6 +77,11 @@ class TrainTask:
     def attach_data(self, dataset: Any) -> None:
         """Called once with the training set (the restoration family keeps preview patches)."""
 
+    def prepare(self, device: torch.device) -> None:
+        """Called once by the trainer after resuming (or ``--init``) and before the run folder is
+        written: work that needs the run's weights on ``device``. Raise :class:`ConfigError`
+        here to refuse a run that cannot start, so that nothing of it is left behind."""
+
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext
     ) -> dict[str, torch.Tensor]:

@@ -405,6 +405,7 @@ class Trainer:
         resumed = self._resume()
         if not resumed and self.spec.init:
             self._init_from(self.spec.init)
+        self.task.prepare(self.device)
         if self.is_main:
             write_run(self.run_dir, self.spec)
         self._barrier()
