@@ -107,5 +107,11 @@ def load_state(
     for name, opt in optimizers.items():
         if name not in doc["optimizers"]:
             raise ModelLoadError(f"checkpoint {folder} has no state for optimizer '{name}'.")
+        # The checkpoint gives the moments and step counts; the hyper-parameters (lr, betas,
+        # weight decay) stay those the optimizer was built with from the run's config, which a
+        # resume may change (the saved ones would silently undo --set train.lr=...).
+        hyper = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
         opt.load_state_dict(_optimizer_join(doc["optimizers"][name], tensors, f"optim/{name}"))
+        for group, kept in zip(opt.param_groups, hyper, strict=True):
+            group.update(kept)
     return dict(doc["counters"])
