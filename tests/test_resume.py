@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
+from pixelforge import hub
 from pixelforge.training.run import prepare_run
 from pixelforge.training.trainer import Trainer
 
-from conftest import tiny_spec
+from conftest import make_image_folder, small_restore_model, tiny_spec
 
 
 def test_a_changed_learning_rate_betas_and_weight_decay_take_effect_on_resume(tmp_path):
@@ -24,3 +27,46 @@ def test_a_changed_learning_rate_betas_and_weight_decay_take_effect_on_resume(tm
     assert group["lr"] == pytest.approx(1e-5) and tuple(group["betas"]) == (0.5, 0.9)
     assert group["weight_decay"] == 0.1
     assert trainer.task.optimizers["net"].state  # the Adam moments were kept
+
+
+TINY_RESTORE = [
+    "--set", "model.image_size=8", "--set", "train.batch_size=4", "--set", "train.sample_every=0",
+    "--set", "train.tensorboard=false", "--device", "cpu", "--no-progress",
+]  # fmt: skip
+
+
+def test_the_same_command_with_init_resumes_and_another_init_is_refused(cli, tmp_path):
+    # a run started with --init was told "run the same command again to resume" and then
+    # refused: --init starts a new run
+    data = make_image_folder(tmp_path / "photos")
+    hub.save_model(small_restore_model("sr", scale=2), tmp_path / "start")
+    command = ["train", "restore", "--data", data, "--out", tmp_path / "run", *TINY_RESTORE]
+    assert cli(*command, "--init", tmp_path / "start", "--steps", 2)[0] == 0
+    code, out, err = cli(*command, "--init", tmp_path / "start", "--steps", 3)
+    assert code == 0 and "resuming at step 2" in err and "done: 3 steps" in out
+
+    hub.save_model(small_restore_model("sr", scale=2), tmp_path / "other")
+    code, _, err = cli(*command, "--init", tmp_path / "other", "--steps", 4)
+    assert code == 2 and err.startswith("error: --init") and len(err.strip().splitlines()) == 1
+    assert "it started from" in err and str(tmp_path / "start") in err
+
+
+def test_a_finished_run_given_the_same_command_says_so_without_reading_the_data(cli, tmp_path):
+    data = make_image_folder(tmp_path / "photos")
+    command = ["train", "restore", "--data", data, "--out", tmp_path / "run", *TINY_RESTORE]
+    assert cli(*command, "--steps", 2)[0] == 0
+    shutil.rmtree(tmp_path / "photos")  # reading the data again would fail
+    code, out, err = cli(*command, "--steps", 2)
+    assert code == 0 and "has finished" in err and "resuming" not in err
+    assert "done: 2 steps" in out and "step-00000002" in out
+
+
+def test_fewer_steps_than_a_run_has_trained_are_refused_and_run_json_is_kept(cli, tmp_path):
+    # they were ignored without a word, and run.json took the lower count
+    data = make_image_folder(tmp_path / "photos")
+    command = ["train", "restore", "--data", data, "--out", tmp_path / "run", *TINY_RESTORE]
+    assert cli(*command, "--steps", 3)[0] == 0
+    before = (tmp_path / "run" / "run.json").read_text()
+    code, _, err = cli(*command, "--steps", 2)
+    assert code == 2 and err.startswith("error: ") and "trained 3 steps already" in err
+    assert (tmp_path / "run" / "run.json").read_text() == before

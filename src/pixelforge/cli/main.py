@@ -125,11 +125,20 @@ def train(
     if print_config:
         out().print_json(json.dumps(spec.to_json()))
         return
+    from pixelforge import runs
+    from pixelforge.tasks.evaluate import is_main_process
+
+    latest = runs.latest_checkpoint(out_dir) if resumed else None
+    if latest is not None and latest[0] >= spec.train.steps:  # said before any data is read
+        if is_main_process():
+            err().print(
+                f"{out_dir} has finished: it has trained its {latest[0]} steps (train.steps), "
+                "so there is nothing to do. Give a higher --steps to train longer."
+            )
+            out().print(f"done: {latest[0]} steps; model: {latest[1] / runs.MODEL_SUBDIR}")
+        return
     trainer = Trainer(spec, out_dir, progress=progress)
     if trainer.is_main:
-        from pixelforge import runs
-
-        latest = runs.latest_checkpoint(out_dir) if resumed else None
         verb = f"resuming at step {latest[0]}" if latest else "training"
         err().print(
             f"{verb}: {spec.family.name} on {spec.data} -> {out_dir} ({trainer.device}, "

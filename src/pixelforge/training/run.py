@@ -19,7 +19,7 @@ from typing import Any
 from pixelforge import runs
 from pixelforge.config import from_dict, merge, to_dict
 from pixelforge.data import DataConfig, DatasetInfo, inspect_dataset
-from pixelforge.errors import ConfigError
+from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.registry import Family, get_family
 from pixelforge.version import __version__
@@ -182,6 +182,23 @@ def _resolve_nulls(stored: RunSpec, asked: dict[str, Any]) -> dict[str, Any]:
     return {**asked, **{k: getattr(filled, k) for k in nulls}}
 
 
+def _same_init(asked: str, stored: str | None) -> bool:
+    """Whether ``--init asked``, given when resuming, names the model the run started from
+    (the same command run again): that model dir, or the run dir it came from, which may have
+    trained on since."""
+    from pixelforge.hub import resolve_model_dir
+
+    if stored is None:
+        return False
+    start = Path(stored).resolve()
+    try:
+        named = resolve_model_dir(asked).resolve()
+    except PixelforgeError:
+        return False
+    given = Path(asked)
+    return named == start or (runs.is_run_dir(given) and start.is_relative_to(given.resolve()))
+
+
 def prepare_run(
     family_name: str | None,
     data: str | None,
@@ -214,9 +231,11 @@ def prepare_run(
                 f"{out} was trained on '{stored.data}', not '{data}'. "
                 "Choose another --out for a new run on other data."
             )
-        if init is not None:
+        if init is not None and not _same_init(init, stored.init):
+            start = f"it started from {stored.init}" if stored.init else "it started from scratch"
             raise ConfigError(
-                f"--init starts a new run, but {out} already holds one; choose another --out."
+                f"--init {init} starts a new run, but {out} already holds one ({start}): leave "
+                "--init out to resume it, or choose another --out for a new run."
             )
         doc = stored.to_json()["config"]
         asked_model = _resolve_nulls(stored, asked.get("model", {}))
@@ -232,6 +251,13 @@ def prepare_run(
             merge(doc["train"], asked.get("train", {})),
             where="train",
         )
+        latest = runs.latest_checkpoint(out)
+        if latest is not None and train.steps < latest[0]:
+            raise ConfigError(
+                f"{out} has trained {latest[0]} steps already, more than train.steps="
+                f"{train.steps}: a run does not go back. Its model is "
+                f"{latest[1] / runs.MODEL_SUBDIR}; give a higher --steps to train on."
+            )
         return dataclasses.replace(stored, train=train), True
 
     if family_name is None:
