@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from pixelforge import hub
+from pixelforge.errors import ConfigError
 from pixelforge.training.run import prepare_run
 from pixelforge.training.trainer import Trainer
 
@@ -69,4 +70,29 @@ def test_fewer_steps_than_a_run_has_trained_are_refused_and_run_json_is_kept(cli
     before = (tmp_path / "run" / "run.json").read_text()
     code, _, err = cli(*command, "--steps", 2)
     assert code == 2 and err.startswith("error: ") and "trained 3 steps already" in err
+    assert (tmp_path / "run" / "run.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("family", "then", "named"),
+    [
+        ("restore", {"adv_weight": 1e-3}, "train.adv_weight=0.001 (run has 0.0)"),
+        ("cyclegan", {"pool_size": 6}, "train.pool_size=6 (run has 4)"),
+        ("pix2pix", {"ema_decay": 0.9}, "train.ema_decay=0.9 (run has 0.0)"),
+    ],
+)
+def test_settings_that_change_the_trained_modules_are_refused_naming_them(
+    family, then, named, tmp_path
+):
+    # a discriminator, a pool or an EMA copy the checkpoint does not hold ended in torch's
+    # many-line state_dict error
+    spec = tiny_spec(family, tmp_path / "run")
+    Trainer(spec, tmp_path / "run", progress=False).fit()
+    before = (tmp_path / "run" / "run.json").read_text()
+    more, _ = prepare_run(None, None, tmp_path / "run", overrides={"train": {"steps": 3, **then}})
+    with pytest.raises(ConfigError) as info:
+        Trainer(more, tmp_path / "run", progress=False).fit()
+    message = str(info.value)
+    assert named in message and "--init" in message and "\n" not in message
+    assert "train.steps" not in message
     assert (tmp_path / "run" / "run.json").read_text() == before

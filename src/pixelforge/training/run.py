@@ -19,7 +19,7 @@ from typing import Any
 from pixelforge import runs
 from pixelforge.config import from_dict, merge, to_dict
 from pixelforge.data import DataConfig, DatasetInfo, inspect_dataset
-from pixelforge.errors import ConfigError, PixelforgeError
+from pixelforge.errors import ConfigError, ModelLoadError, PixelforgeError
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.registry import Family, get_family
 from pixelforge.version import __version__
@@ -140,6 +140,24 @@ def read_run(run_dir: Path) -> RunSpec:
     family = get_family(doc["family"])
     model, train, data_config = _build(family, doc["config"])
     return RunSpec(family, doc["data"], model, train, data_config, doc.get("init"))
+
+
+def resume_mismatch(run_dir: Path, spec: RunSpec, why: str) -> PixelforgeError:
+    """The error for a resume whose training options build other modules than the run's
+    checkpoint holds (``why`` names the module): the options that changed, and the ways out."""
+    old, new = to_dict(read_run(run_dir).train), to_dict(spec.train)
+    changed = [  # train.steps is what a resume usually changes, and shapes nothing
+        f"train.{k}={json.dumps(v)} (run has {json.dumps(old.get(k))})"
+        for k, v in new.items()
+        if k != "steps" and v != old.get(k)
+    ]
+    if not changed:
+        return ModelLoadError(f"{why}.")
+    return ConfigError(
+        f"{run_dir} cannot resume with {'; '.join(changed)}: they change what is trained "
+        f"({why}). Drop them to resume, or start a new run from this one with --init {run_dir} "
+        "--out NEW_RUN."
+    )
 
 
 def write_run(run_dir: Path, spec: RunSpec) -> None:

@@ -23,6 +23,11 @@ from pixelforge.io.atomic import atomic_write_text
 STATE_FORMAT_VERSION = 1
 
 
+class StateMismatch(ModelLoadError):
+    """A checkpoint that holds other modules or optimizers than the task builds: the run's
+    settings changed what is trained (an EMA copy, a discriminator, a pool's size)."""
+
+
 def _optimizer_split(
     opt: torch.optim.Optimizer, prefix: str
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -100,13 +105,15 @@ def load_state(
         sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
             module.load_state_dict(sub, strict=True)
-        except RuntimeError as exc:
-            raise ModelLoadError(
-                f"checkpoint {folder} does not fit module '{name}': {exc}"
+        except RuntimeError:
+            raise StateMismatch(
+                f"the module '{name}' of checkpoint {folder} has other parts or shapes"
+                if sub
+                else f"checkpoint {folder} has no module '{name}'"
             ) from None
     for name, opt in optimizers.items():
         if name not in doc["optimizers"]:
-            raise ModelLoadError(f"checkpoint {folder} has no state for optimizer '{name}'.")
+            raise StateMismatch(f"checkpoint {folder} has no state for the optimizer '{name}'")
         # The checkpoint gives the moments and step counts; the hyper-parameters (lr, betas,
         # weight decay) stay those the optimizer was built with from the run's config, which a
         # resume may change (the saved ones would silently undo --set train.lr=...).

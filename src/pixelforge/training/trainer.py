@@ -33,8 +33,8 @@ from pixelforge.hub import save_model
 from pixelforge.io.atomic import atomic_directory
 from pixelforge.io.images import write_png
 from pixelforge.training.logging import RunLogger
-from pixelforge.training.run import RunSpec, write_run
-from pixelforge.training.state import load_state, save_state
+from pixelforge.training.run import RunSpec, resume_mismatch, write_run
+from pixelforge.training.state import StateMismatch, load_state, save_state
 from pixelforge.training.task import StepContext, TrainTask
 from pixelforge.version import __version__
 from pixelforge.viz import make_grid
@@ -356,7 +356,12 @@ class Trainer:
         if latest is None:
             return False
         step, folder = latest
-        counters = load_state(folder, modules=self.task.modules, optimizers=self.task.optimizers)
+        try:
+            counters = load_state(
+                folder, modules=self.task.modules, optimizers=self.task.optimizers
+            )
+        except StateMismatch as exc:  # --set train.adv_weight=... on a run without a D
+            raise resume_mismatch(self.run_dir, self.spec, str(exc)) from None
         for module in self.task.modules.values():
             module.to(self.device)
         self.step = int(counters["step"])
