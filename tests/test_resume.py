@@ -96,3 +96,35 @@ def test_settings_that_change_the_trained_modules_are_refused_naming_them(
     assert named in message and "--init" in message and "\n" not in message
     assert "train.steps" not in message
     assert (tmp_path / "run" / "run.json").read_text() == before
+
+
+def test_ctrl_c_at_a_checkpoint_step_keeps_that_checkpoint_through_a_second_ctrl_c(
+    tmp_path, monkeypatch
+):
+    # the stop wrote the step's checkpoint a second time, deleting the first: a second Ctrl-C
+    # during that save lost it, though the message says the last checkpoint is intact
+    import os
+    import signal
+
+    from pixelforge import runs
+    from pixelforge.training import trainer as trainer_module
+    from pixelforge.training.trainer import TrainingInterrupted
+
+    real, saves = trainer_module.save_state, []
+
+    def save_state(*args, **kwargs):
+        saves.append(1)
+        if len(saves) > 1:  # Ctrl-C pressed again while a checkpoint is being written
+            raise KeyboardInterrupt
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "save_state", save_state)
+    spec = tiny_spec("restore", tmp_path / "run", train={"steps": 6, "checkpoint_every": 2})
+
+    def press_ctrl_c(trainer, step, values):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted):
+        Trainer(spec, tmp_path / "run", progress=False, callbacks=[press_ctrl_c]).fit()
+    assert [s for s, _ in runs.list_checkpoints(tmp_path / "run")] == [2]

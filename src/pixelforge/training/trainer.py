@@ -449,12 +449,16 @@ class Trainer:
                         if self.is_main:
                             logger.extra(self.step, self.evaluate())
                         self._barrier()
-                    if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
+                    saved = (
+                        self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps
+                    )
+                    if saved:
                         last = self.save_checkpoint()
                     for cb in self.callbacks:
                         cb(self, self.step, values)
                     if self._stop_agreed():
-                        last = self.save_checkpoint()
+                        if not saved:  # not again: that would delete the step's checkpoint first
+                            last = self.save_checkpoint()
                         raise TrainingInterrupted(
                             f"interrupted at step {self.step}; checkpoint written to {last}. "
                             "Run the same command again to resume."
