@@ -283,10 +283,13 @@ def stats(
 def _paired(
     metric: str, a: Path, b: Path, y_channel: bool, crop_border: int, as_json: bool
 ) -> None:
-    from pixelforge.tasks.evaluate import compute_paired
+    import torch
+
+    from pixelforge.tasks.evaluate import compute_paired, join_processes
 
     if crop_border < 0:
         raise ConfigError(f"--crop-border must be >= 0, got {crop_border}.")
+    join_processes(torch.device("cpu"))  # under torchrun each process scores a share of pairs
     _report([compute_paired(metric, a, b, y_channel=y_channel, crop_border=crop_border)], as_json)
 
 

@@ -581,13 +581,13 @@ def _main(argv: list[str] | None) -> int:
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
             message = f"{message.rstrip('.')}; see `{ctx.command_path} --help`."
-        err().print(Text("error: ", style="bold red") + Text(message))
+        _print_error(message)
         return int(getattr(exc, "exit_code", 2))
     except _ABORTS:
         err().print("aborted")
         return 130
     except PixelforgeError as exc:
-        err().print(Text("error: ", style="bold red") + Text(str(exc)))
+        _print_error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         err().print("interrupted")
@@ -595,6 +595,16 @@ def _main(argv: list[str] | None) -> int:
     if result == 130:  # typer's Exit(130) for Ctrl-C (commands that keep work raise Interrupted)
         err().print("interrupted")
     return int(result or 0) if isinstance(result, int) else 0
+
+
+def _print_error(message: str) -> None:
+    """The one ``error:`` line, from the process that reports: under torchrun or accelerate
+    launch every process meets the same mistake (work split across processes raises an error
+    of one share in all of them), and one line is enough."""
+    from pixelforge.tasks.evaluate import is_main_process
+
+    if is_main_process():
+        err().print(Text("error: ", style="bold red") + Text(message))
 
 
 def entry() -> None:

@@ -194,10 +194,13 @@ def eval_matting(
 ) -> None:
     """Alpha IoU (at 0.5), SAD (sum of |error| / 1000) and MSE of MODEL's mattes on held-out
     pairs, each image at its own size, as remove-bg runs it (mean and std over images)."""
+    from pixelforge.tasks.evaluate import join_processes
     from pixelforge.tasks.matting import evaluate_pairs
+    from pixelforge.training.trainer import resolve_device
 
     set_threads(threads)
     folder = Path(data.removeprefix("paired:"))
+    join_processes(resolve_device(device))  # under torchrun each process scores a share of pairs
     net = _load_matting(model, device)
     _report(evaluate_pairs(net, folder, name=model), as_json)
 

@@ -9,11 +9,11 @@ numbers one process gives.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -90,6 +90,47 @@ def _batches(
             pending, count = [], 0
     if pending:
         yield torch.cat(pending)
+
+
+def _raise_any(error: PixelforgeError | None) -> None:
+    """Raise, in every process, the first error (in rank order) that any process met in its
+    share of the work (an unreadable image, two images of different sizes): then every process
+    stops at the same point and rank 0 reports it, where the others would otherwise wait for the
+    failed one in the next gather. Every process must call it."""
+    _, world = _shard()
+    if world == 1:
+        if error is not None:
+            raise error
+        return
+    errors: list[Any] = [None] * world
+    dist.all_gather_object(errors, error)
+    for found in errors:
+        if found is not None:
+            raise found
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_shared(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``fn`` of every item, in order. Under ``torchrun`` / ``accelerate launch`` each process
+    computes a contiguous share and every process gets the whole list, so the results are those
+    of one process; an error in any share is raised in every process."""
+    rank, world = _shard()
+    if world == 1:
+        return [fn(x) for x in items]
+    start, stop = len(items) * rank // world, len(items) * (rank + 1) // world
+    mine: list[R] = []
+    error = None
+    try:
+        mine = [fn(x) for x in items[start:stop]]
+    except PixelforgeError as exc:
+        error = exc
+    _raise_any(error)
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, mine)
+    return [r for part in parts for r in part]
 
 
 def _gather_rows(t: torch.Tensor) -> torch.Tensor:
@@ -181,20 +222,27 @@ def extract_images(
         if progress and rank == 0 and err.is_terminal
         else None
     )
+    error = None
     with bar if bar is not None else nullcontext():
         task = bar.add_task("extract", total=total) if bar is not None else None
         with torch.inference_mode():
-            for x in _batches(images, extractor, resize, batch_size):
-                x = x.to(device)
-                f = extractor(x).float().cpu()
-                stats.update(f)
-                if keep_features:
-                    feats.append(f)
-                if keep_logits:
-                    logits.append(extractor.logits(x).float().cpu())
-                if bar is not None and task is not None:
-                    bar.update(task, advance=x.shape[0])
+            try:
+                for x in _batches(images, extractor, resize, batch_size):
+                    x = x.to(device)
+                    f = extractor(x).float().cpu()
+                    stats.update(f)
+                    if keep_features:
+                        feats.append(f)
+                    if keep_logits:
+                        logits.append(extractor.logits(x).float().cpu())
+                    if bar is not None and task is not None:
+                        bar.update(task, advance=x.shape[0])
+            except PixelforgeError as exc:
+                if world == 1:
+                    raise
+                error = exc
     if world > 1:
+        _raise_any(error)
         state = stats.to_state()
         gathered = {k: _gather_rows(v.reshape(1, *v.shape).double()) for k, v in state.items()}
         stats = StreamingStats(extractor.feature_dim)
@@ -428,8 +476,9 @@ def make_stats(
 
 
 def is_main_process() -> bool:
-    """True on the process that reports (rank 0, or the only one). A metric that does not share
-    its work (psnr, ssim, ...) runs whole in every process of a launcher, which has set RANK."""
+    """True on the process that reports results and errors (rank 0, or the only one); before
+    the processes of a launcher join their group (a mistake in the command line is met by every
+    process alike), the RANK the launcher set tells."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return int(os.environ.get("RANK", "0")) == 0
@@ -474,7 +523,8 @@ def _image_pairs(a: Path, b: Path) -> list[tuple[Path, Path]]:
 def compute_paired(
     metric: str, a: Path, b: Path, *, y_channel: bool = False, crop_border: int = 0
 ) -> MetricResult:
-    """Mean PSNR or SSIM over images of two folders paired by file name (sizes must match)."""
+    """Mean PSNR, SSIM or LPIPS over images of two folders paired by file name (sizes must
+    match); under ``torchrun`` each process scores a share of the pairs."""
     from pixelforge.io.images import read_image
     from pixelforge.metrics import psnr, ssim
 
@@ -492,8 +542,9 @@ def compute_paired(
         fn = lpips_pair
     else:
         fn = {"psnr": psnr, "ssim": ssim}[metric]
-    values = []
-    for pa, pb in _image_pairs(a, b):
+
+    def value(pair: tuple[Path, Path]) -> float:
+        pa, pb = pair
         x, y = (
             torch.from_numpy(read_image(p)).permute(2, 0, 1)[None].double() / 255.0
             for p in (pa, pb)
@@ -503,7 +554,9 @@ def compute_paired(
                 f"{pa.name}: {tuple(x.shape[2:])} vs {tuple(y.shape[2:])} pixels; paired "
                 "images must have the same size."
             )
-        values.append(float(fn(x, y, y_channel=y_channel, crop_border=crop_border)[0]))
+        return float(fn(x, y, y_channel=y_channel, crop_border=crop_border)[0])
+
+    values = map_shared(value, _image_pairs(a, b))
     arr = np.array(values)
     finite = arr[np.isfinite(arr)]
     std = float(finite.std()) if finite.size > 1 else None

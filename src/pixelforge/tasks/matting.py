@@ -75,7 +75,7 @@ def evaluate_pairs(model: Any, folder: Path, *, name: str) -> list[MetricResult]
     its own size and through the model's own inference path, as remove-bg runs it. Means over
     images, with their standard deviation."""
     from pixelforge.metrics.matting import matting_metrics
-    from pixelforge.tasks.evaluate import _image_pairs
+    from pixelforge.tasks.evaluate import _image_pairs, map_shared
 
     root = Path(folder)
     if not (root / "A").is_dir() or not (root / "B").is_dir():
@@ -83,8 +83,9 @@ def evaluate_pairs(model: Any, folder: Path, *, name: str) -> list[MetricResult]
             f"{root} needs sub-folders A/ (images) and B/ (their true alpha mattes, same file "
             "names), as `pixelforge train matting --data paired:PATH` reads them."
         )
-    rows = []
-    for image_path, matte_path in _image_pairs(root / "A", root / "B"):
+
+    def score(pair: tuple[Path, Path]) -> dict[str, float]:
+        image_path, matte_path = pair
         rgb = read_image(image_path, mode="RGB")
         true = read_matte(matte_path)
         if true.shape != rgb.shape[:2]:
@@ -92,7 +93,10 @@ def evaluate_pairs(model: Any, folder: Path, *, name: str) -> list[MetricResult]
                 f"{matte_path} is {true.shape[1]}x{true.shape[0]} but {image_path} is "
                 f"{rgb.shape[1]}x{rgb.shape[0]}; a matte has its image's size."
             )
-        rows.append(matting_metrics(predict_matte(model, rgb), true))
+        return matting_metrics(predict_matte(model, rgb), true)
+
+    # under torchrun each process scores a share of the pairs
+    rows = map_shared(score, _image_pairs(root / "A", root / "B"))
     protocol = {
         "model": name,
         "model_sha256": getattr(model, "model_sha256", None),

@@ -1,0 +1,134 @@
+"""Commands under torchrun: work split across the processes, one report, one error line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelforge.hub import save_model
+from pixelforge.io.images import write_png
+from pixelforge.models.matting import MattingConfig, MattingNet
+
+SCRIPTS = Path(__file__).parent / "scripts"
+TORCHRUN = [
+    shutil.which("torchrun", path=str(Path(sys.executable).parent)),
+    "--standalone",
+    "--nproc_per_node=2",
+]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, env=ENV, timeout=300)
+
+
+def json_docs(text: str) -> list[object]:
+    """The JSON documents printed one after the other in ``text``."""
+    decoder, docs, i = json.JSONDecoder(), [], 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        doc, i = decoder.raw_decode(text, i)
+        docs.append(doc)
+    return docs
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Five result/reference pairs, and five images with their mattes (A/ and B/)."""
+    a, b, held_out = tmp_path / "a", tmp_path / "b", tmp_path / "held-out"
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        img = rng.random((3, 24, 20))
+        write_png(a / f"{i}.png", torch.from_numpy(img))
+        write_png(
+            b / f"{i}.png", torch.from_numpy(np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1))
+        )
+        (held_out / "A").mkdir(parents=True, exist_ok=True)
+        (held_out / "B").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rng.random((24, 20, 3)) * 255).astype(np.uint8)).save(
+            held_out / "A" / f"{i}.png"
+        )
+        Image.fromarray((rng.random((24, 20)) * 255).astype(np.uint8)).save(
+            held_out / "B" / f"{i}.png"
+        )
+    return a, b, held_out
+
+
+def test_a_mistake_under_a_launcher_is_said_by_one_process(cli, tmp_path, monkeypatch):
+    args = ("train", "restore", "--data", f"folder:{tmp_path / 'missing'}", "--out", tmp_path)
+    code, _, err = cli(*args)
+    assert code == 2 and error_lines(err) == [err.strip()] and "no such folder" in err
+    monkeypatch.setenv("RANK", "1")  # torchrun's second process: the same mistake, said once
+    code, out, err = cli(*args)
+    assert (code, out, err) == (2, "", "")
+    code, out, err = cli("train", "restore", "--no-such-option")
+    assert (code, out, err) == (2, "", "")
+
+
+@pytest.mark.slow
+def test_paired_metrics_split_the_pairs_across_processes(cli, pairs, tmp_path):
+    a, b, held_out = pairs
+    torch.manual_seed(0)
+    save_model(
+        MattingNet(MattingConfig(image_size=16, widths=(4, 8), infer_size=0)), tmp_path / "m"
+    )
+    commands = [
+        ["eval", "psnr", str(a), str(b), "--json"],
+        ["eval", "ssim", str(a), str(b), "--json", "--y-channel"],
+        ["eval", "matting", str(tmp_path / "m"), str(held_out), "--json", "--device", "cpu"],
+    ]
+    one = []
+    for command in commands:
+        code, out, err = cli(*command)
+        assert code == 0, err
+        one.append(json.loads(out))
+    log = tmp_path / "reads"
+    proc = torchrun(
+        str(SCRIPTS / "cli_distributed.py"), str(log), *(json.dumps(c) for c in commands)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json_docs(proc.stdout) == one  # rank 0 reports the numbers of one process, once
+    reads = [json.loads(Path(f"{log}.rank{r}.json").read_text())["reads"] for r in (0, 1)]
+    files = sorted(str(p) for d in (a, b, held_out / "A", held_out / "B") for p in d.iterdir())
+    # each image is read by one process only (psnr and ssim read the same folders)
+    assert sorted(reads[0] + reads[1]) == sorted(files[:10] * 2 + files[10:])
+    assert not set(reads[0]) & set(reads[1])
+
+
+@pytest.mark.slow
+def test_an_error_in_the_share_of_one_process_is_one_line(pairs, tmp_path):
+    a, b, _ = pairs
+    bad_size, bad_file = tmp_path / "bad-size", tmp_path / "bad-file"
+    shutil.copytree(b, bad_size)
+    shutil.copytree(b, bad_file)
+    # in the last pair, the second process's share
+    write_png(bad_size / "4.png", torch.rand(3, 20, 20))
+    (bad_file / "4.png").write_bytes(b"not an image")
+    commands = [
+        ["eval", "psnr", str(a), str(bad_size)],
+        ["eval", "fid", str(a), str(bad_file), "--extractor", "shapes-cnn"],
+    ]
+    proc = torchrun(
+        str(SCRIPTS / "cli_distributed.py"), str(tmp_path / "log"), *map(json.dumps, commands)
+    )
+    lines = error_lines(proc.stderr)
+    assert len(lines) == 2, proc.stderr[-3000:]  # one for each command
+    assert "4.png: (24, 20) vs (20, 20) pixels" in lines[0] and "4.png" in lines[1]
+    assert "[rank" not in proc.stderr  # no traceback of a process left waiting for the other
+    codes = [json.loads((tmp_path / f"log.rank{r}.json").read_text())["codes"] for r in (0, 1)]
+    assert codes == [[2, 2], [2, 2]]
