@@ -128,3 +128,16 @@ def test_ctrl_c_at_a_checkpoint_step_keeps_that_checkpoint_through_a_second_ctrl
     with pytest.raises(TrainingInterrupted):
         Trainer(spec, tmp_path / "run", progress=False, callbacks=[press_ctrl_c]).fit()
     assert [s for s, _ in runs.list_checkpoints(tmp_path / "run")] == [2]
+
+
+def test_fast_style_resumed_with_another_style_size_is_refused(tmp_path):
+    # the run went on towards the Gram matrices of the first size, without a word
+    spec = tiny_spec("fast-style", tmp_path / "run")
+    Trainer(spec, tmp_path / "run", progress=False).fit()
+    same, _ = prepare_run(None, None, tmp_path / "run", overrides={"train": {"steps": 3}})
+    Trainer(same, tmp_path / "run", progress=False).fit()  # unchanged: resumes
+    smaller = {"train": {"steps": 4, "style_size": 16}}
+    more, _ = prepare_run(None, None, tmp_path / "run", overrides=smaller)
+    with pytest.raises(ConfigError, match=r"train\.style_size=16"):
+        Trainer(more, tmp_path / "run", progress=False).fit()
+    assert '"style_size": 32' in (tmp_path / "run" / "run.json").read_text()

@@ -248,17 +248,42 @@ class FastStyleTask(TrainTask):
                     f"{(target.digest or '')[:16]}...). Give the original image again, or start a "
                     "new run (another --out) with --init to train towards a new style."
                 )
+            if self.style_image is not None:  # the same file: the same targets?
+                self._check_targets(device)
             return
         if self.style_error is not None:
             raise self.style_error
         assert self.style_image is not None and self.style_sha256 is not None
-        self.vgg.to(device)
-        feats = self.vgg.activations(self.style_image.to(device), self.train_config.style_layers)
-        for name, f in feats.items():
-            target.gram(name).copy_(gram_matrix(f.float()))
-        target.gram("rgb").copy_(gram_matrix(self.style_image.to(device).float()))
+        for name, gram in self._grams(device).items():
+            target.gram(name).copy_(gram)
         target.sha256.copy_(torch.tensor(list(bytes.fromhex(self.style_sha256)), dtype=torch.uint8))
         target.ready.fill_(1)
+
+    @torch.no_grad()
+    def _grams(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The style image's Gram matrices at each style layer, and of its pixels ("rgb")."""
+        assert self.style_image is not None
+        self.vgg.to(device)
+        image = self.style_image.to(device)
+        feats = self.vgg.activations(image, self.train_config.style_layers)
+        grams = {name: gram_matrix(f.float()) for name, f in feats.items()}
+        grams["rgb"] = gram_matrix(image.float())
+        return grams
+
+    def _check_targets(self, device: torch.device) -> None:
+        """Refuse a resume whose train.style_size or VGG weights would give the run's style
+        image other targets than the ones it trains towards (kept, they would be ignored)."""
+        for name, gram in self._grams(device).items():
+            kept = self.target.gram(name)
+            # 1e-3: another device's rounding passes; one pixel more of style_size does not
+            if float((gram - kept).abs().max()) > 1e-3 * float(kept.abs().max()):
+                raise ConfigError(
+                    f"train.style_size={self.train_config.style_size} or the VGG16 weights are "
+                    "not those this run's style targets were computed with (the style image's "
+                    f"Gram matrices at {name} differ). Give the run's train.style_size (in its "
+                    "run.json) and VGG weights again, or start a new run (another --out) with "
+                    "--init to train towards the style as it is now."
+                )
 
     def train_step(
         self, batch: dict[str, torch.Tensor], ctx: StepContext
