@@ -295,3 +295,13 @@ def test_python_api(clean: np.ndarray) -> None:
     assert torch.equal(out[:, known], _t(clean[:24, :32])[0][:, known])
     grey = pixelforge.dip(image.convert("L"), "upscale", scale=2, iterations=1, device="cpu")
     assert grey.shape == (1, 48, 64)
+
+
+def test_python_api_refuses_a_batch_or_a_list_with_what_to_give(clean: np.ndarray) -> None:
+    """A 1 x C x H x W batch ended in a torch error about sparse tensors, a list in a TypeError."""
+    import pixelforge
+
+    with pytest.raises(ConfigError, match="pass its images one by one"):
+        pixelforge.dip(_t(clean[:24, :32]), iterations=1, device="cpu")
+    with pytest.raises(ConfigError, match="give a path, a Pillow image, a numpy array"):
+        pixelforge.dip(clean[:24, :32].tolist(), iterations=1, device="cpu")

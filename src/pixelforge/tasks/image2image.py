@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import image_array, list_images, mask_array, read_image, read_mask
@@ -60,6 +61,29 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+def as_device(name: str | torch.device) -> torch.device:
+    """A device as the commands' --device names it: ``auto`` -> the first CUDA GPU if there is
+    one, else the CPU; a device that is not there, or an unknown name, is a ConfigError."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but no CUDA GPU is visible; use cpu.")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' asked for but MPS is not available here; use cpu.")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or mps.") from None
+
+
+def check_tile(tile: int) -> None:
+    """Tiles smaller than 16 pixels would run in tiles of the model's size multiple."""
+    if tile < 16:
+        raise ConfigError(f"--tile must be at least 16 pixels, got {tile}.")
 
 
 @torch.no_grad()
@@ -280,26 +304,70 @@ def as_image_tensor(value: Any, *, mode: str = "RGB", mask: bool = False) -> tor
     """An image given to the Python API as C x H x W float in [0, 1], or a mask (``mask``) as
     1 x H x W: a path (read by the guarded reader, in ``mode``), a Pillow image or a numpy array
     (``io.images.image_array``: the reader's rules, EXIF orientation included; a boolean array
-    is a black and white one), or a tensor (uint8 is scaled by 1/255; a float one is checked and
-    a resize's small overshoot of [0, 1] clamped)."""
+    is a black and white one), or a tensor (C x H x W, C = 1-4; a mask also H x W; uint8 is
+    scaled by 1/255). Float values are checked and a resize's small overshoot of [0, 1] clamped.
+    Anything else is a :class:`ConfigError` that says what to give."""
     name = "mask" if mask else "image"
     if isinstance(value, torch.Tensor):
+        check_tensor_shape(value, name)
+        if mask and value.ndim == 2:
+            value = value[None]
         if value.dtype == torch.uint8:
             return value.float() / 255
         if not value.is_floating_point() and value.dtype != torch.bool:
             raise ConfigError(f"the {name} tensor is {value.dtype}; give float in [0, 1] or uint8.")
         value = value.float()
-        low, high = (float(v) for v in value.aminmax()) if value.numel() else (0.0, 1.0)
-        if low < -0.5 or high > 1.5:  # 0-255 or [-1, 1]
-            raise ConfigError(
-                f"the {name} tensor's values run from {low:g} to {high:g}; give floats in [0, 1] "
-                "(an 8-bit image divided by 255, or a [-1, 1] one as (x + 1) / 2)."
-            )
+        if value.numel():
+            check_float_range(float(value.min()), float(value.max()), f"the {name} tensor's")
         return value.clamp(0, 1)
     if isinstance(value, str | Path):
         return read_mask_tensor(Path(value)) if mask else read_as_tensor(Path(value), mode=mode)
-    array = mask_array(value)[..., None] if mask else image_array(value, mode=mode)
+    if not isinstance(value, np.ndarray | Image.Image):
+        raise ConfigError(
+            f"the {name} is of type {type(value).__name__}; give a path, a Pillow image, a numpy "
+            "array (H x W or H x W x C) or a C x H x W tensor."
+        )
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size:
+        # the reader's rule for float arrays clips to [0, 1]: 0-255 values would all be white
+        check_float_range(float(value.min()), float(value.max()), f"the {name} array's")
+    try:
+        array = mask_array(value)[..., None] if mask else image_array(value, mode=mode)
+    except (TypeError, ValueError) as exc:  # io.images.to_pil: a shape or dtype it cannot take
+        raise ConfigError(f"the {name} array: {exc}.") from None
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255
+
+
+def check_tensor_shape(value: torch.Tensor, name: str) -> None:
+    """A :class:`ConfigError` unless ``value`` is C x H x W with C = 1-4 (a mask: or H x W)."""
+    shape = tuple(value.shape)
+    if value.ndim == 3 and 1 <= shape[0] <= 4 and 0 not in shape:
+        return
+    if name == "mask" and value.ndim == 2 and 0 not in shape:
+        return
+    if value.ndim == 3 and 1 <= shape[2] <= 4 and 0 not in shape:
+        hint = f"; an H x W x C {name} is x.permute(2, 0, 1)"
+    elif value.ndim == 4:
+        hint = f"; for a batch, pass its {name}s one by one (x[0], x[1], ...)"
+    elif value.ndim == 2:
+        hint = f"; a grey {name} is x[None]"
+    else:
+        hint = ""
+    raise ConfigError(
+        f"the {name} tensor is {' x '.join(map(str, shape)) or 'a scalar'}; give C x H x W "
+        f"(C = 1-4: grey, grey + alpha, RGB, RGBA){hint}."
+    )
+
+
+def check_float_range(low: float, high: float, what: str) -> None:
+    """Float pixels must be in [0, 1] (a resize's small overshoot is clamped later); 0-255 and
+    [-1, 1] images, NaN and infinities are a :class:`ConfigError`."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ConfigError(f"{what} values include NaN or infinity; give floats in [0, 1].")
+    if low < -0.5 or high > 1.5:  # 0-255 or [-1, 1]
+        raise ConfigError(
+            f"{what} values run from {low:g} to {high:g}; give floats in [0, 1] (an 8-bit image "
+            "divided by 255, or a [-1, 1] one as (x + 1) / 2)."
+        )
 
 
 def read_mask_tensor(path: Path) -> torch.Tensor:
