@@ -438,3 +438,17 @@ def test_shipped_model_beats_the_all_foreground_baseline():
     iou = alpha_iou(torch.stack(preds), torch.from_numpy(alphas))
     baseline = alpha_iou(torch.ones(alphas.shape), torch.from_numpy(alphas))
     assert iou > baseline + 0.2, (iou, baseline)
+
+
+def test_python_remove_bg_takes_a_grey_and_alpha_tensor_and_the_command_s_device(tiny_model):
+    """A 2-channel tensor (grey + alpha, as pixelforge.restore returns for an LA image) ended in
+    an IndexError, and ``device`` (the command's --device) was not an option."""
+    import pixelforge
+
+    rng = np.random.default_rng(3)
+    la = rng.integers(0, 255, (20, 28, 2), dtype=np.uint8)
+    la[:5, :, 1] = 0
+    from_image = pixelforge.remove_bg(Image.fromarray(la, "LA"), model=tiny_model)
+    tensor = torch.from_numpy(la.copy()).permute(2, 0, 1) / 255.0
+    assert torch.equal(pixelforge.remove_bg(tensor, model=tiny_model, device="auto"), from_image)
+    assert torch.equal(from_image[0], from_image[2]) and float(from_image[3, :5].max()) == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -607,7 +608,8 @@ def test_a_grey_photo_comes_back_grey_from_the_shipped_colour_models(tmp_path):
     truth = torch.from_numpy(np.asarray(clean).copy()).float()[None] / 255
     shown = torch.from_numpy(read_image(tmp_path / "grey.jpg")).permute(2, 0, 1).float() / 255
     for command, model in (("restore-jpeg", "jpeg"), ("denoise", "denoise"), ("upscale", "sr-x2")):
-        out = pixelforge.api.restore(command, tmp_path / "grey.jpg", scale=2)
+        scale = 2 if command == "upscale" else None
+        out = pixelforge.api.restore(command, tmp_path / "grey.jpg", scale=scale)
         assert out.shape[0] == 1, command
         if command == "restore-jpeg":
             colour = apply_model(shipped(model), shown)  # the three channels, as before
@@ -976,3 +978,89 @@ def test_example_pool_trains_on_its_prepared_fills_and_resumes_exactly(tmp_path)
     assert resumed
     for name, p in whole.task.modules["net"].state_dict().items():
         assert torch.equal(p, again.task.modules["net"].state_dict()[name]), name
+
+
+def test_python_api_fills_a_transparent_image_as_the_command_does(cli, tmp_path):
+    """inpaint and uncrop composite transparency over white: the API did it in floats on the
+    image it was given, the commands in 8 bits as the reader reads the file, so the same
+    half-transparent image came out up to one level apart."""
+    inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
+    rgba = np.asarray(Image.open(BUTTERFLY).convert("RGBA").crop((0, 0, 40, 30))).copy()
+    rgba[:, :20, 3] = 100  # over white: fractions of a level
+    Image.fromarray(rgba).save(tmp_path / "img.png")
+    hole = np.zeros((30, 40), np.uint8)
+    hole[10:20, 5:25] = 255
+    Image.fromarray(hole).save(tmp_path / "mask.png")
+    for command, args, options in (
+        ("inpaint", ["--mask", tmp_path / "mask.png"], {"mask": hole}),
+        ("uncrop", ["--side", "left"], {"side": "left"}),
+    ):
+        out = tmp_path / f"{command}.png"
+        code, _, err = cli(command, tmp_path / "img.png", *args, "--model", inpaint, "--out", out)
+        assert code == 0, err
+        written = torch.from_numpy(read_image(out)).permute(2, 0, 1)
+        for given in (tmp_path / "img.png", Image.fromarray(rgba), rgba):
+            result = pixelforge.api.restore(command, given, model=inpaint, **options)
+            assert torch.equal((result * 255).round().byte(), written), (command, type(given))
+
+
+def test_python_api_mistakes_are_pixelforge_errors_not_wrong_pictures(tmp_path):
+    """What a notebook user passes by mistake is a ConfigError saying what to give: it was a
+    raw TypeError or ValueError, or worse a result (an H x W x 3 tensor read as 30 channels of
+    width 3; 0-255 floats clipped to a white image)."""
+    import pixelforge
+
+    model = small_model("denoise")
+    array = np.asarray(Image.open(BUTTERFLY).convert("RGB").crop((0, 0, 40, 30)))
+    hwc = torch.from_numpy(array.copy()).float() / 255
+    mistakes = {
+        "of type list": array.tolist(),
+        "of type NoneType": None,
+        "x.permute(2, 0, 1)": hwc,
+        "pass its images one by one": hwc.permute(2, 0, 1)[None],
+        "array's values run from": array.astype(np.float32),
+        "NaN": np.full((30, 40, 3), np.nan),
+        "dtype int64": array.astype(np.int64),
+        "one channel": array.astype(np.uint16),
+    }
+    for words, image in mistakes.items():
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            pixelforge.restore("denoise", image, model=model)
+    for words, options in {
+        "the given model is a dcgan model": {"model": pixelforge.load("dcgan-digits")},
+        "--tile must be at least 16": {"model": model, "tile": 8},  # as the command
+        "unknown device 'gpu'": {"model": model, "device": "gpu"},
+        "denoise takes no scale": {"model": model, "scale": 2},
+    }.items():
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            pixelforge.restore("denoise", array, **options)
+    with pytest.raises(ConfigError, match="at least 2, got 0"):
+        pixelforge.restore("upscale", array, scale=0)  # it said "sr-x4 upscales x4, not x0"
+    # the commands' --device auto is the API's too
+    assert torch.equal(
+        pixelforge.restore("denoise", array, model=model, device="auto"),
+        pixelforge.restore("denoise", array, model=model),
+    )
+
+
+def test_python_api_runs_inpaint_and_uncrop_in_the_command_s_tiles(cli, tmp_path):
+    """The API ran inpaint and uncrop in tiles of 512 pixels, the commands in tiles of 1024: on
+    a photo wider than 512 pixels the shipped inpaint model gave pixels a level apart."""
+    from pixelforge.tasks.tiling import record_layouts
+
+    inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
+    Image.open(BUTTERFLY).convert("RGB").resize((520, 16)).save(tmp_path / "wide.png")
+    hole = np.zeros((16, 520), np.uint8)
+    hole[4:12, 250:270] = 255
+    Image.fromarray(hole).save(tmp_path / "mask.png")
+    for command, args, options in (
+        ("inpaint", ["--mask", tmp_path / "mask.png"], {"mask": tmp_path / "mask.png"}),
+        ("uncrop", ["--extend", "0.25", "--side", "top"], {"extend": 0.25, "side": "top"}),
+    ):
+        with record_layouts([]) as by_command:
+            code, _, err = cli(command, tmp_path / "wide.png", *args, "--model", inpaint,
+                               "--out", tmp_path / f"{command}.png")  # fmt: skip
+        assert code == 0, err
+        with record_layouts([]) as by_api:
+            pixelforge.api.restore(command, tmp_path / "wide.png", model=inpaint, **options)
+        assert by_api == by_command and by_api, command

@@ -14,7 +14,7 @@ from torch import nn
 import pixelforge
 from pixelforge import hub
 from pixelforge.data import inspect_dataset
-from pixelforge.errors import DataError
+from pixelforge.errors import ConfigError, DataError
 from pixelforge.models.cyclegan import CycleGAN, CycleGANConfig
 from pixelforge.training.trainer import Trainer
 
@@ -211,6 +211,15 @@ def test_translate_api_takes_the_image_forms_and_keeps_alpha(tmp_path, cyclegan)
     cutout = pixelforge.translate(model, Image.open(tmp_path / "cutout.png"))
     assert cutout.shape == (4, 30, 41)
     assert torch.equal((cutout[3] * 255).round().to(torch.uint8), torch.from_numpy(alpha))
+
+
+def test_translate_api_takes_the_command_s_device_names(cyclegan):
+    """device="auto" (the command's default, --device auto) was a torch error."""
+    model, photo = hub.load(cyclegan), _photo(30, 41)
+    on_auto = pixelforge.translate(model, photo, device="auto")
+    assert torch.equal(on_auto, pixelforge.translate(model, photo))
+    with pytest.raises(ConfigError, match="unknown device 'gpu'; use auto, cpu, cuda or mps"):
+        pixelforge.translate(model, photo, device="gpu")
 
 
 def test_translate_cli_keeps_alpha_and_names_outputs_as_other_commands(tmp_path, cyclegan, cli):

@@ -51,8 +51,11 @@ def restore(
     ``image`` is a path, a Pillow image, a numpy array (H x W x C or H x W; uint8, or float in
     [0, 1]) or a C x H x W tensor (float in [0, 1], or uint8); ``mask`` likewise (white / 1 =
     fill; a boolean array too). Returns a C x H' x W' float tensor in [0, 1]
-    (``pixelforge.io.images.to_pil`` makes a Pillow image of it). ``model`` is a loaded model, a
-    MODEL spec or None for the shipped default (``sr-x{scale}`` for upscale). The EXIF
+    (``pixelforge.io.images.to_pil`` makes a Pillow image of it): one channel for a grey image
+    (but from colorize), plus alpha when it has some. ``model`` is a loaded model, a MODEL spec
+    or None for the shipped default (``sr-x{scale}`` for upscale); in a loop, load it once
+    (``pixelforge.load("denoise")``) and pass it. ``tile=``, ``device=`` (auto, cpu, cuda or
+    mps; default cpu) and ``ensemble=`` are the command's options. The EXIF
     orientation of a path or Pillow image is applied, and a JPEG model runs on its pixels as
     stored (``orientation=``, for a tensor read from a turned file). Alpha (a 4-channel image)
     is kept, except by inpaint and uncrop. A palette (conditional diffusion) model samples with
@@ -62,32 +65,35 @@ def restore(
 
     from pixelforge.io.images import exif_orientation
     from pixelforge.tasks.image2image import as_image_tensor
-    from pixelforge.tasks.restore import restore_image
+    from pixelforge.tasks.restore import input_mode, restore_image
 
     if isinstance(image, str | Path | Image.Image):
         options.setdefault("orientation", exif_orientation(image))
-    image = as_image_tensor(image, mode="RGBA")
+    image = as_image_tensor(image, mode=input_mode(command))  # as the command reads its file
     if mask is not None:
         mask = as_image_tensor(mask, mask=True)
 
     return restore_image(command, image, model=model, scale=scale, mask=mask, **options)
 
 
-def remove_bg(image: Any, *, model: Any = None) -> Any:
+def remove_bg(image: Any, *, model: Any = None, device: Any = "cpu") -> Any:
     """The cutout of ``image``, as `pixelforge remove-bg`: a 4 x H x W float tensor in [0, 1],
-    the image's colours with alpha = the matting model's matte times the image's own alpha.
-    ``image`` is taken as by :func:`restore`; ``model`` is a loaded matting model, a MODEL spec
-    or None for the shipped ``matting``."""
+    the image's colours (a grey image's repeated) with alpha = the matting model's matte times
+    the image's own alpha. ``image`` is taken as by :func:`restore`; ``model`` is a loaded
+    matting model, a MODEL spec or None for the shipped ``matting``, loaded on ``device`` (auto,
+    cpu, cuda or mps)."""
     import torch
 
-    from pixelforge.tasks.image2image import as_image_tensor
+    from pixelforge.tasks.image2image import as_device, as_image_tensor
     from pixelforge.tasks.matting import cutout, load_matting
 
     x = as_image_tensor(image, mode="RGBA")
-    if x.shape[0] in (1, 3):  # a grey or RGB tensor: opaque
-        x = torch.cat([x.expand(3, -1, -1), torch.ones_like(x[:1])])
+    # a tensor keeps its channels: grey or RGB, with alpha last when there are 2 or 4
+    colour, alpha = (x[:-1], x[-1:]) if x.shape[0] in (2, 4) else (x, torch.ones_like(x[:1]))
+    x = torch.cat([colour.expand(3, -1, -1), alpha])
     pixels = (x * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return torch.from_numpy(cutout(load_matting(model), pixels)).permute(2, 0, 1).float() / 255
+    net = load_matting(model, as_device(device))
+    return torch.from_numpy(cutout(net, pixels)).permute(2, 0, 1).float() / 255
 
 
 def translate(

@@ -24,7 +24,14 @@ Model = Annotated[
     str | None,
     typer.Option(help="Model dir, run dir or shipped name (default: the shipped model)."),
 ]
-Tile = Annotated[int, typer.Option(help="Largest tile side in input pixels (memory use).")]
+Tile = Annotated[
+    int | None,
+    typer.Option(
+        help="Largest tile side in input pixels (memory use; default 512, inpaint and uncrop "
+        "1024).",
+        show_default=False,
+    ),
+]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 Ensemble = Annotated[
     int,
@@ -55,7 +62,7 @@ def _run(
     source: str,
     out: str,
     model: str | None,
-    tile: int,
+    tile: int | None,
     device: str,
     ensemble: int,
     threads: int | None,
@@ -115,7 +122,7 @@ def upscale(
         ),
     ] = None,
     model: Model = None,
-    tile: Tile = 512,
+    tile: Tile = None,
     device: Device = "auto",
     ensemble: Ensemble = 1,
     threads: Threads = None,
@@ -133,7 +140,7 @@ def _image_only(command: str, doc: str, *, sampled: bool = False) -> Callable[..
         source: Source,
         out: Out,
         model: Model = None,
-        tile: Tile = 512,
+        tile: Tile = None,
         device: Device = "auto",
         ensemble: Ensemble = 1,
         threads: Threads = None,
@@ -144,7 +151,7 @@ def _image_only(command: str, doc: str, *, sampled: bool = False) -> Callable[..
         source: Source,
         out: Out,
         model: Model = None,
-        tile: Tile = 512,
+        tile: Tile = None,
         device: Device = "auto",
         ensemble: Ensemble = 1,
         threads: Threads = None,
@@ -182,7 +189,7 @@ def inpaint(
         ),
     ],
     model: Model = None,
-    tile: Tile = 1024,
+    tile: Tile = None,
     device: Device = "auto",
     ensemble: Ensemble = 1,
     threads: Threads = None,
@@ -203,7 +210,7 @@ def uncrop(
     extend: Annotated[float, typer.Option(help="Size added, as a fraction of the image.")] = 0.5,
     side: Annotated[str, typer.Option(help="all, left, right, top or bottom.")] = "all",
     model: Model = None,
-    tile: Tile = 1024,
+    tile: Tile = None,
     device: Device = "auto",
     ensemble: Ensemble = 1,
     threads: Threads = None,

@@ -48,6 +48,7 @@ from torch import nn
 
 from pixelforge.errors import ConfigError
 from pixelforge.restoration.masks import check_mask
+from pixelforge.tasks.image2image import as_device
 
 Task = Literal["denoise", "inpaint", "upscale"]
 TASKS: tuple[str, ...] = get_args(Task)
@@ -206,7 +207,7 @@ def deep_image_prior(
     out_h, out_w = (h * scale, w * scale) if task == "upscale" else (h, w)
     canvas = tuple(_canvas_side(n, config.size_multiple) for n in (out_h, out_w))
     _check_size(out_w, out_h, canvas[0] * canvas[1], task, max_pixels or MAX_PIXELS)
-    device = _device(device)
+    device = as_device(device)
     top, left = (canvas[0] - out_h) // 2, (canvas[1] - out_w) // 2
 
     with torch.random.fork_rng(devices=[]):  # weights and z from the seed, global RNG untouched
@@ -339,22 +340,6 @@ def dip_image(
             alpha = F.interpolate(alpha[None], size=out.shape[1:], mode="bicubic")[0]
         out = torch.cat([out, alpha.clamp(0, 1)])
     return out, result
-
-
-def _device(name: str | torch.device) -> torch.device:
-    """``auto`` -> the first CUDA GPU if there is one, else the CPU; others are checked."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for but no CUDA GPU is visible; use cpu.")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps' asked for but MPS is not available here; use cpu.")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or mps.") from None
 
 
 def _canvas_side(n: int, multiple: int) -> int:

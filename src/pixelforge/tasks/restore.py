@@ -21,6 +21,8 @@ from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.masks import smooth_fill
 from pixelforge.tasks.image2image import (
     apply_model,
+    as_device,
+    check_tile,
     folder_failures,
     input_output_pairs,
     read_as_tensor,
@@ -59,6 +61,15 @@ def commands_for(model: Any) -> str:
     return " or ".join(f"`pixelforge {c}`" for c in commands)
 
 
+def how_to_run(model: Any, name: Any) -> str:
+    """How to run ``model`` (given as ``name``) with the command that takes it, for an error that
+    refuses it elsewhere: "`pixelforge denoise` --model NAME", "`pixelforge sample NAME`" or ""."""
+    other = commands_for(model)
+    if not other:
+        return ""
+    return f"`pixelforge sample {name}`" if "sample" in other else f"{other} --model {name}"
+
+
 #: command -> the shipped model used without --model (upscale: by scale)
 DEFAULT_MODELS: dict[str, str] = {
     "denoise": "denoise",
@@ -76,12 +87,26 @@ def default_model(command: str, scale: int | None = None) -> str:
     return DEFAULT_MODELS[command]
 
 
+#: the largest tile side in input pixels when none is given (the commands' --tile default and
+#: the Python API's, so both give the same pixels), by command
+DEFAULT_TILE = 512
+DEFAULT_TILES: dict[str, int] = {"inpaint": 1024, "uncrop": 1024}
+
+
+def tile_for(command: str, tile: int | None) -> int:
+    """``tile`` (checked: at least 16 pixels), or ``command``'s default when it is None."""
+    tile = DEFAULT_TILES.get(command, DEFAULT_TILE) if tile is None else tile
+    check_tile(tile)
+    return tile
+
+
 def load_for(
-    command: str, model: str | None, *, scale: int | None = None, device: Any = "cpu"
+    command: str, model: str | Path | None, *, scale: int | None = None, device: Any = "cpu"
 ) -> ImageToImage:
     """The model for ``command``: ``model`` if given, else the shipped default; checked to do
     the command's task (and, for upscale, the requested scale)."""
-    name = model or default_model(command, scale)
+    check_scale(command, scale)
+    name = str(model or default_model(command, scale))
     if model is None and name not in hub.shipped_models():
         shipped = ", ".join(n for n in hub.shipped_models() if n.startswith("sr-x")) or "none"
         raise ConfigError(
@@ -96,6 +121,7 @@ def load_for(
 def check_task(command: str, m: Any, name: str, *, scale: int | None = None) -> ImageToImage:
     """``m`` if it does ``command``'s task (and, for upscale, ``scale`` when given), else a
     :class:`ConfigError` naming both."""
+    check_scale(command, scale)
     task = getattr(getattr(m, "config", None), "task", None)
     if not isinstance(m, ImageToImage) or task not in TASKS_OF[command]:
         what = f"a {task} model" if task else f"a {getattr(m, 'family', '?')} model"
@@ -109,6 +135,17 @@ def check_task(command: str, m: Any, name: str, *, scale: int | None = None) -> 
             f"model with --model (shipped: sr-x2, sr-x4)."
         )
     return m
+
+
+def check_scale(command: str, scale: Any) -> None:
+    """An upscale factor must be a whole number of at least 2 (None: the model's own); the
+    other commands take none."""
+    if scale is None:
+        return
+    if command != "upscale":
+        raise ConfigError(f"{command} takes no scale; only upscale enlarges.")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
+        raise ConfigError(f"--scale must be a whole number of at least 2, got {scale!r}.")
 
 
 def uncrop_canvas(
@@ -138,12 +175,12 @@ def restore_image(
     command: str,
     image: torch.Tensor,
     *,
-    model: ImageToImage | str | None = None,
+    model: torch.nn.Module | str | Path | None = None,
     scale: int | None = None,
     mask: torch.Tensor | None = None,
     extend: float = 0.5,
     side: str = "all",
-    tile: int = 512,
+    tile: int | None = None,
     device: Any = "cpu",
     ensemble: int = 1,
     orientation: int = 1,
@@ -163,10 +200,12 @@ def restore_image(
     (``split_alpha``), except in inpaint and uncrop, which composite it over white."""
     if command not in TASKS_OF:
         raise ConfigError(f"unknown command {command!r}; use one of {', '.join(TASKS_OF)}.")
+    tile = tile_for(command, tile)
+    device = as_device(device)
     m = (
-        check_task(command, model, "the given model", scale=scale)
-        if isinstance(model, ImageToImage)
-        else load_for(command, model, scale=scale, device=device)
+        load_for(command, model, scale=scale, device=device)
+        if model is None or isinstance(model, str | Path)
+        else check_task(command, model, "the given model", scale=scale)  # a loaded model
     )
     if getattr(m.config, "task", None) == "multi":  # a multi-task palette model: say which
         m.set_task_for(command)  # type: ignore[operator]
@@ -226,6 +265,13 @@ def sampling(m: ImageToImage, **options: Any) -> AbstractContextManager[None]:
 #: commands that fill or extend the image: transparent pixels are composited over white first
 #: (the reader's rule), as there is no alpha to give the new pixels
 FLATTENS_ALPHA = ("inpaint", "uncrop")
+
+
+def input_mode(command: str) -> str:
+    """The mode ``command`` reads its image in: RGB for those in :data:`FLATTENS_ALPHA` (the
+    reader composites transparency over white, in 8 bits), else RGBA (the reader drops an
+    opaque image's alpha)."""
+    return "RGB" if command in FLATTENS_ALPHA else "RGBA"
 
 
 def split_alpha(image: torch.Tensor, *, keep: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -300,7 +346,7 @@ def run_command(
     mask: str | Path | None = None,
     extend: float = 0.5,
     side: str = "all",
-    tile: int = 512,
+    tile: int | None = None,
     device: Any = "cpu",
     ensemble: int = 1,
     on_image: Callable[[Path, int, int], None] | None = None,
@@ -314,10 +360,9 @@ def run_command(
     In a folder, an image that cannot be read or restored (a truncated file, an output over the
     size cap) does not stop the others: they are all written, and then a
     :class:`PixelforgeError` names every image that failed and why."""
-    if tile < 16:  # as translate: 0 or less would run in tiles of the model's size multiple
-        raise ConfigError(f"--tile must be at least 16 pixels, got {tile}.")
+    tile = tile_for(command, tile)
     m = load_for(command, model, scale=scale, device=device)
-    name = model or default_model(command, scale)
+    name = str(model or default_model(command, scale))
     with sampling(m, seed=seed, sampler=sampler, steps=steps):  # checked before any work
         # how a palette model samples, for each image's provenance
         palette = m.family == "palette"
@@ -331,7 +376,7 @@ def run_command(
     # masks kept in a sub-folder of the images are not images to fill
     pairs = input_output_pairs(source, out, skip=() if mask_folder is None else (mask_folder,))
     masks = mask_files([src for src, _ in pairs], source, mask)
-    mode = "RGB" if command in FLATTENS_ALPHA else "RGBA"  # an opaque file's alpha is dropped
+    mode = input_mode(command)
     written: list[Path] = []
     failed: list[tuple[Path, str]] = []
     read_masks: dict[Path, torch.Tensor] = {}

@@ -26,12 +26,14 @@ from pixelforge.models.pix2pix import to_channels
 from pixelforge.tasks.generate import provenance
 from pixelforge.tasks.image2image import (
     apply_model,
+    as_device,
     as_image_tensor,
+    check_tile,
     folder_failures,
     input_output_pairs,
     read_as_tensor,
 )
-from pixelforge.tasks.restore import commands_for, split_alpha
+from pixelforge.tasks.restore import how_to_run, split_alpha
 
 FAMILIES = ("pix2pix", "cyclegan")
 
@@ -42,11 +44,10 @@ def load_translator(model: Any, device: Any = "cpu") -> ImageToImage:
     m = model if isinstance(model, torch.nn.Module) else hub.load(model, device=device)
     if not isinstance(m, ImageToImage) or m.family not in FAMILIES:
         name = model if isinstance(model, str | Path) else "the model"
-        other = commands_for(m)
-        run = f"`pixelforge sample {name}`" if "sample" in other else f"{other} --model {name}"
+        run = how_to_run(m, name)
         raise ConfigError(
             f"{name} is a {getattr(m, 'family', '?')} model; translate runs pix2pix and cyclegan "
-            "models" + (f": run this one with {run}." if other else ".")
+            "models" + (f": run this one with {run}." if run else ".")
         )
     return m
 
@@ -72,12 +73,6 @@ def in_direction(model: ImageToImage, direction: str | None) -> Iterator[str]:
         yield model.direction
     finally:
         model.direction = own
-
-
-def check_tile(tile: int) -> None:
-    """Tiles smaller than 16 pixels would run in tiles of the model's size multiple."""
-    if tile < 16:
-        raise ConfigError(f"--tile must be at least 16 pixels, got {tile}.")
 
 
 def translate_image(
@@ -107,9 +102,10 @@ def translate(
     Pillow image, a numpy array (H x W x C or H x W; uint8, or float in [0, 1]) or a C x H x W
     tensor (float in [0, 1], or uint8). ``direction``: AtoB or BtoA for a cyclegan model (None:
     the model's own); a pix2pix model translates A to B only. ``tile``: the largest tile side in
-    pixels (instance norm still sees whole-image statistics).
+    pixels (instance norm still sees whole-image statistics). ``device``: auto, cpu, cuda or mps.
     """
     check_tile(tile)
+    device = as_device(device)
     m = load_translator(model, device)
     with in_direction(m, direction):
         return translate_image(m, as_image_tensor(image, mode="RGBA"), tile=tile, device=device)
