@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from pixelforge import hub
+from pixelforge.errors import ConfigError
 from pixelforge.features.vgg import RandomWeightsWarning
 from pixelforge.io.images import read_provenance, write_png
 from pixelforge.restoration.color import rgb_to_lab
@@ -26,7 +27,7 @@ from pixelforge.style.gatys import (
 from pixelforge.tasks.image2image import apply_model, read_as_tensor
 from pixelforge.tasks.stylize import stylize
 
-from conftest import FIXTURES
+from conftest import FIXTURES, small_restore_model
 
 BUTTERFLY = FIXTURES / "photos" / "set5-butterfly.png"
 
@@ -73,13 +74,7 @@ def test_preserve_color_keeps_the_contents_chroma_and_takes_the_styles_luminance
 
 
 def test_strength_0_is_the_content_and_half_is_the_midpoint(tmp_path):
-    from pixelforge.models.restore import RestoreConfig, RestoreModel
-
-    torch.manual_seed(0)  # a tiny image-to-image model stands in for a fast-style model
-    model = RestoreModel(RestoreConfig(task="denoise", image_size=32, width=8, blocks=1))
-    for p in model.parameters():
-        p.data.normal_(0, 0.05)
-    hub.save_model(model.eval(), tmp_path / "m")
+    model = hub.load(_fast_model(tmp_path / "m"))
     content = photo(36)[:, :, :30]
     full = stylize(content, model=tmp_path / "m", strength=1.0)
     assert torch.allclose(full, apply_model(model, content), atol=1e-6)
@@ -236,3 +231,25 @@ def test_cli_mistakes_end_with_one_clear_line(args, needle, tmp_path, cli):
     assert code != 0
     assert needle in err and "Traceback" not in err + out
     assert err.startswith("error: ") and not (tmp_path / "o.png").exists()
+
+
+def test_a_model_that_does_not_stylize_is_refused_with_the_command_that_runs_it(tmp_path, cli):
+    """A denoiser, an upscaler or a pix2pix model runs image to image too: stylize --model ran it
+    and wrote its output as a style transfer."""
+    denoiser = hub.save_model(small_restore_model("denoise"), tmp_path / "d")
+    with pytest.raises(ConfigError, match="restore model; stylize --model needs a fast-style"):
+        stylize(photo(32), model=hub.load(denoiser))
+    src = _folder(tmp_path / "in", ["a.png"])
+    code, _, err = cli("stylize", src / "a.png", "--model", denoiser, "--out", tmp_path / "o.png")
+    assert code == 2 and f"run this one with `pixelforge denoise` --model {denoiser}" in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_python_stylize_takes_the_command_s_device_names(tmp_path):
+    """device="auto" (the command's default, --device auto) was a torch error."""
+    fast = hub.load(_fast_model(tmp_path / "fast"))
+    assert torch.equal(
+        stylize(photo(24), model=fast, device="auto"), stylize(photo(24), model=fast)
+    )
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        stylize(photo(24), model=fast, device="gpu")

@@ -35,6 +35,7 @@ from pixelforge.style.gatys import (
 )
 from pixelforge.tasks.image2image import (
     apply_model,
+    as_device,
     as_image_tensor,
     folder_failures,
     input_output_pairs,
@@ -97,14 +98,20 @@ def check_styles(specs: Sequence[StyleSpec]) -> None:
 
 
 def _load_model(model: Any, device: Any) -> Any:
+    """``model`` (a loaded model, or a model dir, run dir or shipped name) as a fast-style model;
+    any other model (a denoiser runs as one but does not stylize) is a ConfigError that says
+    which command runs it."""
     from pixelforge import hub
-    from pixelforge.models.image2image import ImageToImage
+    from pixelforge.tasks.restore import how_to_run
 
     m = model if isinstance(model, torch.nn.Module) else hub.load(model, device=device)
-    if not isinstance(m, ImageToImage) or m.takes_mask or m.scale != 1:
+    if getattr(m, "family", None) != "fast-style":
+        name = model if isinstance(model, str | Path) else "the model"
+        run = how_to_run(m, name)
         raise ConfigError(
-            f"{model} is a {getattr(m, 'family', '?')} model; stylize --model needs an "
-            "image-to-image style model (a fast-style model dir)."
+            f"{name} is a {getattr(m, 'family', '?')} model; stylize --model needs a fast-style "
+            "model (`pixelforge train fast-style` or `pixelforge import fast-style`)"
+            + (f"; run this one with {run}." if run else ".")
         )
     return m
 
@@ -135,10 +142,13 @@ def stylize(
     (a loaded image-to-image model, model dir or shipped name) run over the whole image at its
     own size. ``strength`` in [0, 1] blends with the content (0: the content, 1: full style),
     after ``preserve_color`` (keep the content's colours, take the stylized luminance).
+    ``device``: auto, cpu, cuda or mps. ``network``: the VGG Gatys' method judges style with
+    (``style.gatys.style_vgg``; None: built at each call), to build once for many images.
     """
     s = check_strength(strength)
     if (style is None) == (model is None):
         raise ConfigError("give exactly one of style (Gatys optimisation) or model (fast style).")
+    device = as_device(device)
     image = as_image_tensor(content)
     c = as_rgb(image)
     if model is not None:
