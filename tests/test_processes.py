@@ -132,3 +132,38 @@ def test_an_error_in_the_share_of_one_process_is_one_line(pairs, tmp_path):
     assert "[rank" not in proc.stderr  # no traceback of a process left waiting for the other
     codes = [json.loads((tmp_path / f"log.rank{r}.json").read_text())["codes"] for r in (0, 1)]
     assert codes == [[2, 2], [2, 2]]
+
+
+@pytest.mark.slow
+def test_inpainting_with_an_example_pool_trains_in_two_processes_as_in_one(tmp_path):
+    from pixelforge.hub import read_safetensors
+    from pixelforge.training.run import write_run
+
+    from conftest import make_image_folder, tiny_spec
+
+    data = make_image_folder(tmp_path / "photos")
+    settings = {
+        "model": {"task": "inpaint", "scale": 1, "fill": "harmonic"},
+        "train": {"batch_size": 4, "steps": 2, "checkpoint_every": 2, "example_pool": 10},
+    }
+    runs = {n: tmp_path / n for n in ("one", "two")}
+    spec = tiny_spec("restore", runs["one"], dataset=data, **settings)
+    script = str(SCRIPTS / "restore_pool_distributed.py")
+    for n, launch in (("one", [sys.executable]), ("two", TORCHRUN)):
+        write_run(runs[n], spec)
+        proc = subprocess.run(
+            [*launch, script, str(runs[n])], capture_output=True, text=True, env=ENV, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    ref = read_safetensors(runs["one"] / "rank0.safetensors")
+    r0, r1 = (read_safetensors(runs["two"] / f"rank{r}.safetensors") for r in (0, 1))
+    # the pool is prepared once, in shares: chunks of 4 examples, one for rank 0 and two for 1
+    assert [int(r["prepared"]) for r in (ref, r0, r1)] == [10, 4, 6]
+    for key in ref:
+        if key == "prepared":
+            continue
+        assert torch.equal(r0[key], r1[key]), f"the processes disagree on {key}"
+        if key.startswith("pool."):
+            assert torch.equal(ref[key], r0[key]), key
+        else:  # the loss over the holes is normalised by their global area, as in one process
+            assert torch.allclose(ref[key], r0[key], atol=1e-5, rtol=0), key

@@ -113,18 +113,24 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def map_shared(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+def map_shared(fn: Callable[[T], R], items: Sequence[T], *, progress: str | None = None) -> list[R]:
     """``fn`` of every item, in order. Under ``torchrun`` / ``accelerate launch`` each process
     computes a contiguous share and every process gets the whole list, so the results are those
-    of one process; an error in any share is raised in every process."""
+    of one process; an error in any share is raised in every process. ``progress``: the label
+    of a progress bar (rank 0's share) on a terminal."""
+    from rich.progress import track
+
     rank, world = _shard()
-    if world == 1:
-        return [fn(x) for x in items]
     start, stop = len(items) * rank // world, len(items) * (rank + 1) // world
+    share = items[start:stop]
+    if progress is not None and rank == 0:
+        share = track(share, description=progress)  # type: ignore[assignment]
+    if world == 1:
+        return [fn(x) for x in share]
     mine: list[R] = []
     error = None
     try:
-        mine = [fn(x) for x in items[start:stop]]
+        mine = [fn(x) for x in share]
     except PixelforgeError as exc:
         error = exc
     _raise_any(error)

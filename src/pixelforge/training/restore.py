@@ -76,7 +76,7 @@ class RestoreTrainConfig(TrainConfig):
     # 0: a fresh crop and degradation every step. N > 0: N examples (crop, degradation and the
     # model's prepared input, i.e. the filled hole) drawn once at the start from the run's seed
     # and reused, each step's batch drawn from them: for fills too slow to compute every step
-    # (model.fill=adaptive takes seconds per 256-px crop). Every process builds the same pool.
+    # (model.fill=adaptive takes seconds per 256-px crop). Several processes prepare it in shares.
     example_pool: int = 0
 
     def __post_init__(self) -> None:
@@ -139,11 +139,17 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def pixel_term(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None,
+    kind: str,
+    area: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The mean absolute (``l1``) or squared (``l2``) error, over the hole's pixels and channels
     when a mask (B x 1 x H x W, 1 in the hole) is given, else over every value; ``psnr``: each
-    image's mean squared error (over its hole) in decibels, averaged over the images."""
+    image's mean squared error (over its hole) in decibels, averaged over the images. ``area``:
+    the hole pixels the l1 or l2 sum is divided by (default: ``mask``'s; in several processes,
+    :meth:`StepContext.process_mean` of it)."""
     err = (pred - target).abs() if kind == "l1" else (pred - target).square()
     if kind == "psnr":
         if mask is None:
@@ -154,7 +160,8 @@ def pixel_term(
         return 10 * torch.log10(per_image + 1e-8).mean()
     if mask is None:
         return err.mean()
-    return (err * mask).sum() / (mask.sum().clamp(min=1) * pred.shape[1])
+    area = mask.sum() if area is None else area
+    return (err * mask).sum() / (area.clamp(min=1) * pred.shape[1])
 
 
 def make_pair(
@@ -276,20 +283,23 @@ class RestoreTask(TrainTask):
     @torch.no_grad()
     def _build_pool(self, dataset: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``train.example_pool`` examples: patches in a seeded order (each patch once before
-        any twice), a seeded degradation each, and the model's prepared input (the fill)."""
-        from rich.progress import track
+        any twice), a seeded degradation each, and the model's prepared input (the fill). With
+        several processes each prepares a share of the chunks and all get the whole pool."""
+        from pixelforge.tasks.evaluate import map_shared
 
         n = self.train_config.example_pool
         g = torch.Generator().manual_seed(self.train_config.seed)
         rounds = -(-n // len(dataset))
         order = torch.cat([torch.randperm(len(dataset), generator=g) for _ in range(rounds)])[:n]
         seeds = torch.randint(2**31 - 1, (n,), generator=g).tolist()
-        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-        chunk = 4
-        for start in track(range(0, n, chunk), description=f"preparing {n} examples"):
+        chunk = 4  # fixed: a fill depends on the examples filled with it
+
+        def prepare(start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
             clean = dataset.get_batch(order[start : start + chunk])["image"]
             inp, target, mask = self._pairs(clean, seeds[start : start + chunk])
-            parts.append((self.model.prepare(inp, mask), target, mask))
+            return self.model.prepare(inp, mask), target, mask
+
+        parts = map_shared(prepare, range(0, n, chunk), progress=f"preparing {n} examples")
         masks = [m for _, _, m in parts if m is not None]
         return (
             torch.cat([p for p, _, _ in parts]),
@@ -313,7 +323,8 @@ class RestoreTask(TrainTask):
         mask = None if mask is None else mask.to(ctx.device)
         with ctx.autocast():
             pred = forward(inp, mask).float()
-        pixel = pixel_term(pred, target, mask, cfg.pixel_loss)
+        area = None if mask is None else ctx.process_mean(mask.sum())
+        pixel = pixel_term(pred, target, mask, cfg.pixel_loss, area)
         loss = cfg.pixel_weight * pixel
         out: dict[str, torch.Tensor] = {cfg.pixel_loss: pixel.detach()}
         if self.perceptual is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 
@@ -47,6 +48,19 @@ class StepContext:
         """Integers in [0, high) for this process's samples."""
         full = torch.randint(high, (self.global_batch, *shape), generator=self.generator)
         return full[self.offset : self.offset + self.local_batch].to(self.device)
+
+    def process_mean(self, local: torch.Tensor) -> torch.Tensor:
+        """The mean over the processes of ``local``, a count over this process's samples (one
+        process: ``local`` itself). A loss that divides a sum over the samples by a count that
+        varies with them (the pixels of the holes) divides by it, so that the trainer's average of
+        the processes' gradients is the gradient of the global sum over the global count, as in
+        one process; each process's own count would weigh its samples differently."""
+        world = self.global_batch // self.local_batch
+        if world == 1:
+            return local
+        total = local.detach().clone()
+        dist.all_reduce(total)
+        return total / world
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
