@@ -141,3 +141,21 @@ def test_fast_style_resumed_with_another_style_size_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"train\.style_size=16"):
         Trainer(more, tmp_path / "run", progress=False).fit()
     assert '"style_size": 32' in (tmp_path / "run" / "run.json").read_text()
+
+
+def test_a_run_on_a_relative_folder_resumes_from_another_working_directory(
+    cli, tmp_path, monkeypatch
+):
+    # run.json kept "folder:photos": `pixelforge train --out RUN` elsewhere found no folder, and
+    # the same folder named by its full path was refused as other data
+    make_image_folder(tmp_path / "photos")
+    monkeypatch.chdir(tmp_path)
+    command = ["train", "restore", "--data", "folder:photos/", *TINY_RESTORE]
+    assert cli(*command, "--steps", 2, "--out", tmp_path / "run")[0] == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out, err = cli("train", "--out", tmp_path / "run", "--steps", 3, "--no-progress")
+    assert code == 0 and "done: 3 steps" in out, err
+    same = ["train", "restore", "--data", f"folder:{tmp_path / 'photos'}", *TINY_RESTORE]
+    code, out, err = cli(*same, "--steps", 4, "--out", tmp_path / "run")
+    assert code == 0 and "done: 4 steps" in out, err

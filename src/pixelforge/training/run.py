@@ -19,6 +19,7 @@ from typing import Any
 from pixelforge import runs
 from pixelforge.config import from_dict, merge, to_dict
 from pixelforge.data import DataConfig, DatasetInfo, inspect_dataset
+from pixelforge.data.folders import FOLDER_KINDS
 from pixelforge.errors import ConfigError, ModelLoadError, PixelforgeError
 from pixelforge.io.atomic import atomic_write_text
 from pixelforge.registry import Family, get_family
@@ -200,6 +201,16 @@ def _resolve_nulls(stored: RunSpec, asked: dict[str, Any]) -> dict[str, Any]:
     return {**asked, **{k: getattr(filled, k) for k in nulls}}
 
 
+def _absolute(data: str) -> str:
+    """``data`` with a folder's path made absolute: run.json then names the same folder from
+    any working directory (``pixelforge train --out RUN`` resumes from anywhere), and
+    ``folder:photos/`` given again from elsewhere as ``folder:/home/me/photos`` is the same."""
+    kind, _, path = data.partition(":")
+    if kind not in FOLDER_KINDS or not path.strip():
+        return data
+    return f"{kind}:{Path(path).expanduser().resolve()}"
+
+
 def _same_init(asked: str, stored: str | None) -> bool:
     """Whether ``--init asked``, given when resuming, names the model the run started from
     (the same command run again): that model dir, or the run dir it came from, which may have
@@ -244,7 +255,7 @@ def prepare_run(
                 f"{out} is a {stored.family.name} run; it cannot continue as {family_name}. "
                 "Choose another --out for a new run."
             )
-        if data is not None and data != stored.data:
+        if data is not None and _absolute(data) != _absolute(stored.data):
             raise ConfigError(
                 f"{out} was trained on '{stored.data}', not '{data}'. "
                 "Choose another --out for a new run on other data."
@@ -284,6 +295,7 @@ def prepare_run(
         raise ConfigError(
             "a new run needs --data (for example --data digits; see `pixelforge data list`)."
         )
+    data = _absolute(data)
     family = get_family(family_name)
     values = merge(default_config(family), asked)
     init_dir = None
