@@ -167,3 +167,21 @@ def test_inpainting_with_an_example_pool_trains_in_two_processes_as_in_one(tmp_p
             assert torch.equal(ref[key], r0[key]), key
         else:  # the loss over the holes is normalised by their global area, as in one process
             assert torch.allclose(ref[key], r0[key], atol=1e-5, rtol=0), key
+
+
+def test_a_global_batch_that_does_not_split_says_which_batch_does(cli, tmp_path, monkeypatch):
+    import accelerate
+
+    from conftest import make_image_folder
+
+    class TwoProcesses:  # what accelerate sees in the first process of torchrun --nproc_per_node=2
+        def __init__(self, cpu: bool = False) -> None:
+            self.num_processes, self.process_index, self.is_main_process = 2, 0, True
+            self.device = torch.device("cpu")
+
+    monkeypatch.setattr(accelerate, "PartialState", TwoProcesses)
+    data = make_image_folder(tmp_path / "pairs", "paired")
+    code, _, err = cli("train", "pix2pix", "--data", data, "--out", tmp_path / "run")
+    assert code == 2 and error_lines(err) == [err.strip()], err
+    assert "--set train.batch_size=2" in err  # pix2pix's batch of 1 image does not split in two
+    assert not (tmp_path / "run").exists()

@@ -142,8 +142,11 @@ class Trainer:
         self.is_main = state.is_main_process
         self.device = state.device if self.world_size > 1 else device
         if self.cfg.batch_size % self.world_size:
+            fits = -(-self.cfg.batch_size // self.world_size) * self.world_size
             raise ConfigError(
-                f"train.batch_size={self.cfg.batch_size} must divide evenly across {self.world_size} processes."
+                f"train.batch_size={self.cfg.batch_size} is the global batch, split evenly "
+                f"across the {self.world_size} processes: use a multiple of {self.world_size}, "
+                f"such as --set train.batch_size={fits}."
             )
         self.local_batch = self.cfg.batch_size // self.world_size
         self.autocast_dtype = torch.bfloat16 if self.cfg.precision == "bf16" else None
