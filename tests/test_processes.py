@@ -167,6 +167,13 @@ def test_inpainting_with_an_example_pool_trains_in_two_processes_as_in_one(tmp_p
             assert torch.equal(ref[key], r0[key]), key
         else:  # the loss over the holes is normalised by their global area, as in one process
             assert torch.allclose(ref[key], r0[key], atol=1e-5, rtol=0), key
+    logged = [
+        [json.loads(line) for line in (runs[n] / "metrics.jsonl").read_text().splitlines()]
+        for n in ("one", "two")
+    ]
+    assert [row["step"] for row in logged[1]] == [row["step"] for row in logged[0]]
+    for row_one, row_two in zip(*logged, strict=True):  # the global batch's loss, not rank 0's
+        assert row_two["l1"] == pytest.approx(row_one["l1"], rel=1e-5)
 
 
 def test_a_global_batch_that_does_not_split_says_which_batch_does(cli, tmp_path, monkeypatch):

@@ -312,7 +312,13 @@ class Trainer:
                 )
         else:
             self.nonfinite_run = 0
-        out = {k: float(v.detach()) for k, v in losses.items()}
+        values = torch.stack(
+            [v.detach().float().reshape(()).to(self.device) for v in losses.values()]
+        )
+        if self.world_size > 1:  # the losses of the global batch, not of this process's slice
+            dist.all_reduce(values)
+            values /= self.world_size
+        out = dict(zip(losses, values.tolist(), strict=True))
         out["lr"] = lr
         return out
 
