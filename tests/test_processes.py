@@ -144,7 +144,13 @@ def test_inpainting_with_an_example_pool_trains_in_two_processes_as_in_one(tmp_p
     data = make_image_folder(tmp_path / "photos")
     settings = {
         "model": {"task": "inpaint", "scale": 1, "fill": "harmonic"},
-        "train": {"batch_size": 4, "steps": 2, "checkpoint_every": 2, "example_pool": 10},
+        "train": {
+            "batch_size": 4,
+            "steps": 3,
+            "checkpoint_every": 3,
+            "log_every": 1,
+            "example_pool": 10,
+        },
     }
     runs = {n: tmp_path / n for n in ("one", "two")}
     spec = tiny_spec("restore", runs["one"], dataset=data, **settings)
