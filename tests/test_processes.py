@@ -198,3 +198,26 @@ def test_a_global_batch_that_does_not_split_says_which_batch_does(cli, tmp_path,
     assert code == 2 and error_lines(err) == [err.strip()], err
     assert "--set train.batch_size=2" in err  # pix2pix's batch of 1 image does not split in two
     assert not (tmp_path / "run").exists()
+
+
+def test_the_command_line_leaves_the_process_group_before_it_exits(tmp_path, monkeypatch):
+    """A process still in a gloo group at exit may abort as the interpreter shuts down (exit
+    code -6: torchrun then reports a failed run although the work was done)."""
+    import torch.distributed as dist
+
+    import pixelforge.cli.main as cli_main
+
+    def command(argv: list[str] | None = None) -> int:  # joins as eval under torchrun does
+        store = f"file://{tmp_path / 'store'}"
+        dist.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+        return 0
+
+    monkeypatch.setattr(cli_main, "main", command)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli_main.entry()
+        assert exit_.value.code == 0
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

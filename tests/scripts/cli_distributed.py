@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+import torch.distributed as dist
+
 import pixelforge.io.images as images
 import pixelforge.tasks.matting as matting
 from pixelforge.cli.main import main
@@ -25,4 +27,6 @@ matting.read_image = counting  # type: ignore[assignment]
 codes = [main(json.loads(command)) for command in sys.argv[2:]]
 rank = os.environ.get("RANK", "0")
 Path(f"{sys.argv[1]}.rank{rank}.json").write_text(json.dumps({"codes": codes, "reads": reads}))
+if dist.is_initialized():
+    dist.destroy_process_group()  # as the command line does on exit
 sys.exit(max(codes))

@@ -20,3 +20,4 @@ tensors = {
 save_file(tensors, str(run_dir / f"rank{trainer.rank}.safetensors"))
 if dist.is_initialized():
     dist.barrier()
+    dist.destroy_process_group()  # exiting in the group may abort in gloo's threads

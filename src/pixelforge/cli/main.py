@@ -608,5 +608,16 @@ def _print_error(message: str) -> None:
 
 
 def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (and ``python -m pixelforge``, which torchrun runs)."""
+    code = main()
+    _leave_processes()
+    sys.exit(code)
+
+
+def _leave_processes() -> None:
+    """Leave the process group a command joined under torchrun or accelerate launch: a process
+    that exits still in it may abort in gloo's threads as the interpreter shuts down (exit code
+    -6, which the launcher reports as a failure although the work was done)."""
+    dist = sys.modules.get("torch.distributed")  # not imported: no group was joined
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
