@@ -140,19 +140,22 @@ def map_shared(fn: Callable[[T], R], items: Sequence[T], *, progress: str | None
 
 
 def _gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """Rows of every process, concatenated in rank order."""
+    """Rows of every process, concatenated in rank order (on ``t``'s device)."""
     _, world = _shard()
     if world == 1:
         return t
-    n = torch.tensor([t.shape[0]], dtype=torch.long)
+    # NCCL (accelerate's backend on GPUs) exchanges GPU tensors only; gloo, CPU tensors
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    n = torch.tensor([t.shape[0]], dtype=torch.long, device=on)
     sizes = [torch.zeros_like(n) for _ in range(world)]
     dist.all_gather(sizes, n)
     width = int(max(s.item() for s in sizes))
-    padded = torch.zeros((width, *t.shape[1:]), dtype=t.dtype)
+    padded = torch.zeros((width, *t.shape[1:]), dtype=t.dtype, device=on)
     padded[: t.shape[0]] = t
     parts = [torch.zeros_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded)
-    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=True)])
+    rows = torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=True)])
+    return rows.to(t.device)
 
 
 def extract(
