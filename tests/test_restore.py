@@ -1064,3 +1064,27 @@ def test_python_api_runs_inpaint_and_uncrop_in_the_command_s_tiles(cli, tmp_path
         with record_layouts([]) as by_api:
             pixelforge.api.restore(command, tmp_path / "wide.png", model=inpaint, **options)
         assert by_api == by_command and by_api, command
+
+
+# ------------------------------------------------------------------ odd files users have
+def test_a_strip_one_pixel_wide_is_inpainted_and_uncropped(cli, tmp_path):
+    """A photo one pixel wide (a scan line, a border cut from a photo): the fill's down-left
+    diagonal edges were taken as the whole column there, and inpaint and uncrop crashed."""
+    column = torch.linspace(0, 1, 40).view(1, 1, 40, 1).expand(1, 3, 40, 1).contiguous()
+    hole = torch.zeros(1, 1, 40, 1)
+    hole[..., 10:30, :] = 1
+    # in one column only the vertical edges exist: the fill solves Laplace's equation in 1-D,
+    # whose solution is the straight line between the known ends
+    filled = adaptive_fill(column * (1 - hole), hole)
+    assert torch.allclose(filled, column, atol=1e-3)
+    inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
+    Image.open(BUTTERFLY).convert("RGB").resize((1, 40)).save(tmp_path / "strip.png")
+    Image.fromarray((hole[0, 0].numpy() * 255).astype(np.uint8)).save(tmp_path / "mask.png")
+    for command, args, size in (
+        ("inpaint", ["--mask", tmp_path / "mask.png"], (1, 40)),
+        ("uncrop", ["--extend", "0.5", "--side", "top"], (1, 60)),
+    ):
+        code, _, err = cli(command, tmp_path / "strip.png", *args, "--model", inpaint,
+                           "--out", tmp_path / f"{command}.png")  # fmt: skip
+        assert code == 0, err
+        assert Image.open(tmp_path / f"{command}.png").size == size

@@ -180,9 +180,11 @@ def _edges(
         if not bool((w != 0).any()):
             continue
         a = (slice(max(0, -dy), height - max(0, dy)), slice(max(0, -dx), width - max(0, dx)))
+        # stop at ``size + min(0, d)``, never None: in an image one pixel wide the down-left
+        # diagonal has no edge, and ``0 or None`` would have taken the whole column
         b = (
-            slice(max(0, dy), height + min(0, dy) or None),
-            slice(max(0, dx), width + min(0, dx) or None),
+            slice(max(0, dy), height + min(0, dy)),
+            slice(max(0, dx), width + min(0, dx)),
         )
         edges.append((w, a, b))
     return edges
