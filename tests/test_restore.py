@@ -1088,3 +1088,17 @@ def test_a_strip_one_pixel_wide_is_inpainted_and_uncropped(cli, tmp_path):
                            "--out", tmp_path / f"{command}.png")  # fmt: skip
         assert code == 0, err
         assert Image.open(tmp_path / f"{command}.png").size == size
+
+
+def test_uncrop_that_adds_no_pixel_says_how_much_to_extend(cli, tmp_path):
+    # a 3x2 icon with --extend 0.1: 0.3 pixels round to none; the error said "the mask is
+    # empty ... paint the area to fill in white", though uncrop takes no mask
+    inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
+    Image.open(BUTTERFLY).convert("RGB").resize((3, 2)).save(tmp_path / "icon.png")
+    code, _, err = cli("uncrop", tmp_path / "icon.png", "--extend", "0.1", "--side", "left",
+                       "--model", inpaint, "--out", tmp_path / "o.png")  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "mask" not in err
+    assert "rounds to no pixel" in err and "--extend 0.333" in err
+    code, _, err = cli("uncrop", tmp_path / "icon.png", "--extend", "0.333", "--side", "left",
+                       "--model", inpaint, "--out", tmp_path / "o.png")  # fmt: skip
+    assert code == 0 and Image.open(tmp_path / "o.png").size == (4, 2), err

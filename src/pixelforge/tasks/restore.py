@@ -28,6 +28,7 @@ from pixelforge.tasks.image2image import (
     read_as_tensor,
     read_mask_tensor,
 )
+from pixelforge.tasks.tiling import check_output_size
 
 #: command -> the restore tasks whose models it accepts
 TASKS_OF: dict[str, tuple[str, ...]] = {
@@ -163,6 +164,13 @@ def uncrop_canvas(
         raise ConfigError(f"--side must be all, left, right, top or bottom, got '{side}'.")
     H = h + (dh if side in ("all", "top", "bottom") else 0)
     W = w + (dw if side in ("all", "left", "right") else 0)
+    if (h, w) == (H, W):  # a few pixels' image: the fraction rounds to no pixel
+        grown = max(h, w) if side == "all" else (h if side in ("top", "bottom") else w)
+        raise ConfigError(
+            f"--extend {extend} of a {w}x{h} image rounds to no pixel (--side {side}); give "
+            f"at least --extend {1 / grown:.3g}."
+        )
+    check_output_size(H, W)  # before the canvas and the whole-image fill are made
     canvas = torch.full((c, H, W), 0.5)
     mask = torch.ones(1, H, W)
     t, lft = top[side], left[side]
