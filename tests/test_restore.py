@@ -1102,3 +1102,28 @@ def test_uncrop_that_adds_no_pixel_says_how_much_to_extend(cli, tmp_path):
     code, _, err = cli("uncrop", tmp_path / "icon.png", "--extend", "0.333", "--side", "left",
                        "--model", inpaint, "--out", tmp_path / "o.png")  # fmt: skip
     assert code == 0 and Image.open(tmp_path / "o.png").size == (4, 2), err
+
+
+def test_an_output_over_the_cap_is_refused_before_the_whole_image_fill(cli, tmp_path, monkeypatch):
+    """uncrop --extend 2 of a large photo made a canvas 9 times its size and filled all of it
+    (memory and hours) before the tiles refused the output as over the cap."""
+    import pixelforge.tasks.tiling
+
+    monkeypatch.setattr(pixelforge.tasks.tiling, "MAX_OUTPUT_PIXELS", 50 * 50)
+    prepared: list[tuple[int, ...]] = []
+    monkeypatch.setattr(
+        RestoreModel, "prepare", lambda self, x, m=None: prepared.append(x.shape) or x
+    )
+    inpaint = hub.save_model(small_model("inpaint"), tmp_path / "inp")
+    Image.open(BUTTERFLY).convert("RGB").resize((40, 30)).save(tmp_path / "photo.png")
+    Image.open(BUTTERFLY).convert("RGB").resize((60, 60)).save(tmp_path / "big.png")
+    hole = np.zeros((60, 60), np.uint8)
+    hole[20:30, 20:30] = 255
+    Image.fromarray(hole).save(tmp_path / "mask.png")
+    for args in (
+        ["uncrop", tmp_path / "photo.png", "--extend", "2"],
+        ["inpaint", tmp_path / "big.png", "--mask", tmp_path / "mask.png"],
+    ):
+        code, _, err = cli(*args, "--model", inpaint, "--out", tmp_path / "o.png")
+        assert code == 2 and "above the limit" in err, err
+    assert prepared == [] and not (tmp_path / "o.png").exists()

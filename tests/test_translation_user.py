@@ -256,3 +256,14 @@ def test_translate_a_few_pixels_with_cyclegan_is_an_error_not_a_crash(tmp_path, 
     code, _, err = cli("translate", cyclegan, tmp_path / "in", "--out", tmp_path / "out")
     assert code == 2 and "dot.png" in err and "too small" in err
     assert (tmp_path / "out" / "photo.png").exists()
+
+
+def test_translate_a_strip_one_pixel_wide_is_an_error_not_a_crash(tmp_path, cyclegan, cli):
+    # 1 x 40 pixels: the test above's 4x4 rule let it through to reflection padding's
+    # RuntimeError at a quarter of its width
+    _save(tmp_path / "in" / "strip.png", _photo(40, 1))
+    _save(tmp_path / "in" / "photo.png", _photo(9, 5))
+    code, _, err = cli("translate", cyclegan, tmp_path / "in", "--out", tmp_path / "out")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "strip.png" in err and "1x40 pixels" in err and "at least 5 pixels" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["photo.png"]

@@ -128,6 +128,7 @@ class FastStyle(ImageToImage):
 
     family = "fast-style"
     size_multiple = 4
+    min_side = 5  # padded to 8: conv1 reflects 4 pixels, which a 4-pixel side does not have
 
     def __init__(self, config: FastStyleConfig) -> None:
         super().__init__()

@@ -28,6 +28,9 @@ class ImageToImage(nn.Module):
     out_channels: int = 3  # channels it writes
     scale: int = 1  # output side / input side (super-resolution: 2 or 4)
     size_multiple: int = 1  # input sides are padded to a multiple of this
+    # the shortest image side it takes: reflection padding needs more pixels than it adds, also
+    # at the coarsest resolution (the image-to-image task refuses smaller images by name)
+    min_side: int = 1
     tile_overlap: int = 32  # input pixels shared by neighbouring tiles (about the receptive radius)
     # the input's own block grid, from the image's origin (JPEG repair: 16, the 4:2:0 colour
     # blocks). Tiles start on it, and flipped copies (``ensemble``) are padded to it first, so

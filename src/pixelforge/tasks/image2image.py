@@ -30,7 +30,7 @@ from pixelforge.io.images import image_array, list_images, mask_array, read_imag
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.color import lab_to_rgb, rgb_to_lab
 from pixelforge.restoration.masks import check_mask
-from pixelforge.tasks.tiling import pad_to_multiple, run_tiled
+from pixelforge.tasks.tiling import check_output_size, pad_to_multiple, run_tiled
 
 ENSEMBLES = (1, 2, 4, 8)
 
@@ -131,9 +131,16 @@ def apply_model(
             f"an image must be C x H x W, got {tuple(image.shape)}"
             + ("; for a batch, pass its images one by one" if image.ndim == 4 else "")
         )
+    c, h, w = image.shape
+    # before any work: an inpainting model's whole-image fill would meet the cap only in the tiles
+    check_output_size(h, w, model.scale)
+    if min(h, w) < model.min_side:
+        raise PixelforgeError(
+            f"the image is {w}x{h} pixels, too small for a {model.family} model: it needs at "
+            f"least {model.min_side} pixels on each side."
+        )
     dev = torch.device(device) if device is not None else _model_device(model)
     model = model.to(dev).eval()
-    c, h, w = image.shape
     x = image.float()
     if model.color_space == "lab" or model.in_channels == 3:
         x = x.expand(3, h, w) if c == 1 else x[:3]
