@@ -253,3 +253,20 @@ def test_python_stylize_takes_the_command_s_device_names(tmp_path):
     )
     with pytest.raises(ConfigError, match="unknown device 'gpu'"):
         stylize(photo(24), model=fast, device="gpu")
+
+
+def test_a_strip_too_thin_to_stylize_is_one_clear_line(tmp_path, cli):
+    """A 1-pixel-wide strip ended in a torch traceback: in a fast-style model's reflection
+    padding, and in the VGG's pooling for Gatys (64 x 1 at --size 64)."""
+    write_png(tmp_path / "strip.png", np.full((40, 1, 3), 90, np.uint8))
+    write_png(tmp_path / "style.png", np.full((40, 40, 3), 200, np.uint8))
+    fast = _fast_model(tmp_path / "fast")
+    for args, needle in (
+        (["--model", fast], "the image is 1x40 pixels, too small for a fast-style model"),
+        (["--style", tmp_path / "style.png", "--size", "64", "--iterations", "1"],
+         "stylized at 2x64 pixels (--size 64); style transfer needs at least 16 pixels"),
+    ):  # fmt: skip
+        code, _, err = cli("stylize", tmp_path / "strip.png", *args, "--no-progress",
+                             "--out", tmp_path / "o.png")  # fmt: skip
+        assert code == 2 and needle in err and "Traceback" not in err, err
+        assert not (tmp_path / "o.png").exists()

@@ -51,6 +51,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 RANGE_WEIGHT = 1e4  # weight of the penalty on pixels outside [0, 1]
 MIN_STYLE_SIDE = 128  # smaller style images are upscaled (see prepare_style)
+MIN_SIDE = 16  # the shortest side the VGG takes: relu5_1 is after four 2x2 poolings
 MAX_STYLE_SIDE = 512  # larger style images are downscaled, unless the content is larger
 
 
@@ -101,8 +102,8 @@ class GatysConfig:
             raise ConfigError(
                 f"scales go from coarse to fine and end at 1.0 (e.g. 0.5,1.0), got {self.scales}."
             )
-        if self.size is not None and self.size < 16:
-            raise ConfigError(f"size must be at least 16 pixels, got {self.size}.")
+        if self.size is not None and self.size < MIN_SIDE:
+            raise ConfigError(f"size must be at least {MIN_SIDE} pixels, got {self.size}.")
         if not self.lr > 0 or not self.style_scale > 0:
             raise ConfigError("lr and style_scale must be above 0.")
 
@@ -214,7 +215,7 @@ def prepare_style(
         )
         h, w = round(h * k), round(w * k)
     if scale != 1.0:
-        h, w = max(16, round(h * scale)), max(16, round(w * scale))
+        h, w = max(MIN_SIDE, round(h * scale)), max(MIN_SIDE, round(w * scale))
     return resize(x, (h, w))
 
 
@@ -361,7 +362,10 @@ def style_transfer(
     prepared = [prepare_style(s, final_hw, cfg.style_scale) for s in style_list]
     content_final = resize(c, final_hw)
     objective = GatysObjective(net, content_final, prepared, style_weights, cfg)
-    sizes = [(max(16, round(final_hw[0] * s)), max(16, round(final_hw[1] * s))) for s in cfg.scales]
+    sizes = [
+        (max(MIN_SIDE, round(final_hw[0] * s)), max(MIN_SIDE, round(final_hw[1] * s)))
+        for s in cfg.scales
+    ]
     total_steps = cfg.iterations * len(sizes)
     gen = torch.Generator().manual_seed(cfg.seed)
     timing = _Timing()

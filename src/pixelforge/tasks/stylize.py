@@ -25,6 +25,7 @@ from pixelforge.io.images import get_max_pixels, image_info, write_png
 from pixelforge.style.builtin import BUILTIN_STYLES, is_builtin, render_style
 from pixelforge.style.color import preserve_color as _preserve_color
 from pixelforge.style.gatys import (
+    MIN_SIDE,
     Callback,
     GatysConfig,
     as_rgb,
@@ -77,7 +78,15 @@ def load_style(spec: StyleSpec, content_hw: tuple[int, int], seed: int = 0) -> t
 
 def check_size(hw: tuple[int, int], size: int | None) -> None:
     """Refuse a size the image would be stylized at that is over the pixel cap the image reader
-    applies to every input (PIXELFORGE_MAX_PIXELS): ``size`` enlarges small images."""
+    applies to every input (PIXELFORGE_MAX_PIXELS): ``size`` enlarges small images; or whose
+    short side is below the VGG's :data:`~pixelforge.style.gatys.MIN_SIDE` (a thin strip)."""
+    if min(hw) < MIN_SIDE:
+        raise ConfigError(
+            f"the image would be stylized at {hw[1]}x{hw[0]} pixels"
+            + (f" (--size {size})" if size else "")
+            + f"; style transfer needs at least {MIN_SIDE} pixels on each side: give a larger "
+            "--size, or crop the image nearer to a square."
+        )
     cap = get_max_pixels()
     if hw[0] * hw[1] > cap:
         raise ConfigError(
