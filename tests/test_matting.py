@@ -452,3 +452,27 @@ def test_python_remove_bg_takes_a_grey_and_alpha_tensor_and_the_command_s_device
     tensor = torch.from_numpy(la.copy()).permute(2, 0, 1) / 255.0
     assert torch.equal(pixelforge.remove_bg(tensor, model=tiny_model, device="auto"), from_image)
     assert torch.equal(from_image[0], from_image[2]) and float(from_image[3, :5].max()) == 0.0
+
+
+def test_composite_out_as_the_other_commands_take_it(tmp_path, cli):
+    """--out an existing folder, or one ending in /, was written beside it as folder.png (the
+    other image commands write into it); an empty --out was a ValueError traceback; and --out
+    inside a file a FileExistsError after the work."""
+    rgba = np.zeros((12, 16, 4), np.uint8)
+    rgba[:, 8:, 3] = 255  # its own alpha: no model needed
+    fg = _write(tmp_path / "fg.png", rgba)
+    bg = _write(tmp_path / "bg.png", np.full((12, 16, 3), 200, np.uint8))
+    (tmp_path / "made").mkdir()
+    for out, written in (
+        (tmp_path / "made", tmp_path / "made" / "fg.png"),
+        (f"{tmp_path / 'new'}/", tmp_path / "new" / "fg.png"),
+    ):
+        code, _, err = cli("composite", fg, "--background", bg, "--out", out)
+        assert code == 0 and written.is_file(), err
+    assert not (tmp_path / "made.png").exists() and not (tmp_path / "new.png").exists()
+    code, _, err = cli("composite", fg, "--background", bg, "--out", "")
+    _one_error_line(code, err)
+    assert "--out is empty" in err
+    code, _, err = cli("composite", fg, "--background", bg, "--out", bg / "c.png")
+    _one_error_line(code, err)
+    assert "bg.png is a file" in err

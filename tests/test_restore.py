@@ -1127,3 +1127,18 @@ def test_an_output_over_the_cap_is_refused_before_the_whole_image_fill(cli, tmp_
         code, _, err = cli(*args, "--model", inpaint, "--out", tmp_path / "o.png")
         assert code == 2 and "above the limit" in err, err
     assert prepared == [] and not (tmp_path / "o.png").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(cli, tmp_path, sr_model):
+    image = tmp_path / "img.png"
+    Image.open(BUTTERFLY).crop((0, 0, 20, 16)).save(image)
+    (tmp_path / "taken").write_bytes(b"a file where a folder must be")
+    args = ["--model", sr_model, "--scale", 2]
+    # --out inside a file: the traceback came after the work (a dip run: minutes to hours)
+    for command in (["upscale", image, *args], ["dip", image, "--iterations", 1]):
+        code, _, err = cli(*command, "--out", tmp_path / "taken" / "o.png")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "taken is a file" in err
+    # --out "" (an unset shell variable) wrote into the working folder
+    code, _, err = cli("upscale", image, *args, "--out", "")
+    assert code == 2 and "--out is empty" in err

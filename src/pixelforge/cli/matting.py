@@ -59,6 +59,7 @@ def remove_bg(
         folder_images,
         folder_outputs,
         png_output,
+        writable,
     )
     from pixelforge.tasks.matting import DEFAULT_MODEL, cutout
 
@@ -79,7 +80,7 @@ def remove_bg(
         if out_path.is_file() and not out_path.suffix:
             raise DataError(f"--out {out_path} is a file; give a .png name or a folder.")
         if out_path.is_dir() or not out_path.suffix:
-            targets = [out_path / f"{image_or_folder.stem}.png"]
+            targets = [writable(out_path / f"{image_or_folder.stem}.png")]
         else:
             targets = [png_output(out_path)]
     else:
@@ -110,7 +111,13 @@ def remove_bg(
 def composite(
     foreground: Annotated[Path, typer.Argument(help="The image whose object is kept.")],
     background: Annotated[Path, typer.Option(help="The new background image.")],
-    out_path: Annotated[Path, typer.Option("--out", help="The RGB PNG to write.")],
+    out_path: Annotated[  # a string: a trailing "/" (a folder to write into) is kept
+        str,
+        typer.Option(
+            "--out",
+            help="The RGB PNG to write (ending in / or an existing folder: written into it).",
+        ),
+    ],
     model: Annotated[
         str | None,
         typer.Option(
@@ -132,10 +139,10 @@ def composite(
     FG's size."""
     from pixelforge.io.images import read_image, write_png
     from pixelforge.restoration.composites import composite_over, cover_resize
-    from pixelforge.tasks.image2image import png_output
+    from pixelforge.tasks.image2image import output_for
     from pixelforge.tasks.matting import DEFAULT_MODEL, predict_matte, read_matte
 
-    out_path = png_output(out_path)
+    target = output_for(foreground, out_path)
     set_threads(threads)
     rgba = read_image(foreground, mode="RGBA")
     bg = read_image(background, mode="RGB")
@@ -172,9 +179,9 @@ def composite(
     }
     if net is not None:
         meta["model_sha256"] = getattr(net, "model_sha256", None)
-    write_png(out_path, out, meta)
+    write_png(target, out, meta)
     Console(highlight=False, soft_wrap=True).print(
-        f"wrote {out_path} ({w}x{h}; alpha from {origin}; background scaled to cover "
+        f"wrote {target} ({w}x{h}; alpha from {origin}; background scaled to cover "
         f"{w}x{h} and centre-cropped)"
     )
 

@@ -221,7 +221,7 @@ def input_output_pairs(
     folder or ends in ``/``; a folder writes the same relative names under ``out``, as ``.png``
     (:func:`folder_outputs`), leaving out images under ``out`` or the ``skip`` folders.
     """
-    src, dst = Path(source), Path(out)
+    src, dst = Path(source), out_argument(out)
     if src.is_dir():
         files = folder_images(src, dst, *skip)
         if not files:
@@ -231,9 +231,24 @@ def input_output_pairs(
         return list(zip(files, folder_outputs(files, src, dst), strict=True))
     if not src.exists():
         raise PixelforgeError(f"{src} does not exist; give an image file or a folder of images.")
+    return [(src, output_for(src, out))]
+
+
+def out_argument(out: str | Path) -> Path:
+    """``--out`` as a path; an empty one (an unset shell variable) is refused, as ``Path("")``
+    would be the working folder."""
+    if not str(out).strip():
+        raise PixelforgeError("--out is empty; give the .png to write, or a folder.")
+    return Path(out)
+
+
+def output_for(src: Path, out: str | Path) -> Path:
+    """Where the result of the one image ``src`` is written: into ``out`` under ``src``'s name
+    as ``.png`` when ``out`` is a folder or ends in ``/``, else ``out`` (:func:`png_output`)."""
+    dst = out_argument(out)
     if dst.is_dir() or str(out).endswith(("/", os.sep)):
-        return [(src, dst / f"{src.stem}.png")]
-    return [(src, png_output(dst))]
+        return writable(dst / f"{src.stem}.png")
+    return png_output(dst)
 
 
 def folder_images(root: Path, out: Path, *skip: Path) -> list[Path]:
@@ -249,9 +264,9 @@ def folder_images(root: Path, out: Path, *skip: Path) -> list[Path]:
 def folder_outputs(files: list[Path], root: Path, out: Path) -> list[Path]:
     """Where each of ``files`` (found under ``root``) is written: its path under ``root``, put
     under ``out`` with the suffix ``.png`` (sub-folders are kept). Two images that would write
-    one file (``a.jpg`` and ``a.png``; on some systems ``A.png`` and ``a.png``), or a result
-    that would overwrite an image (``--out`` the input folder itself), are refused before any
-    work, so that nothing is lost."""
+    one file (``a.jpg`` and ``a.png``; on some systems ``A.png`` and ``a.png``), a result
+    that would overwrite an image (``--out`` the input folder itself), or one that cannot be
+    written (:func:`writable`), are refused before any work, so that nothing is lost."""
     targets = [out / f.relative_to(root).with_suffix(".png") for f in files]
     inputs = {f.resolve() for f in files}
     seen: dict[str, Path] = {}
@@ -268,6 +283,8 @@ def folder_outputs(files: list[Path], root: Path, out: Path) -> list[Path]:
                 f"be written to {target}; rename one of them."
             )
         seen[key] = f
+    for target in {t.parent: t for t in targets}.values():  # one per folder
+        writable(target)
     return targets
 
 
@@ -275,15 +292,35 @@ def png_output(out: str | Path) -> Path:
     """``out`` as the file one image is written to: ``.png`` is added when it has no suffix, and
     any other suffix is refused. Outputs are PNGs (lossless, with how they were made stored
     inside); a ``.jpg`` name would otherwise hold PNG bytes."""
-    dst = Path(out)
+    dst = out_argument(out)
     if not dst.suffix:
-        return dst.with_suffix(".png")
+        return writable(dst.with_suffix(".png"))
     if dst.suffix.lower() != ".png":
         raise PixelforgeError(
             f"--out {dst}: images are written as PNG (lossless, with how they were made "
             f"stored inside), so the name must end in .png: use {dst.with_suffix('.png')}."
         )
-    return dst
+    return writable(dst)
+
+
+def writable(target: Path) -> Path:
+    """``target`` if a file can be written there, else a :class:`PixelforgeError` before any
+    work (a result is written after it): a file stands where a folder on its path must be, or
+    the nearest folder that exists cannot be written to."""
+    for folder in target.parents:  # the nearest that exists holds the folders still to make
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            raise PixelforgeError(
+                f"--out {target}: {folder} is a file, so no folder can be made there; give "
+                "another --out."
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PixelforgeError(
+                f"--out {target}: the folder {folder} is not writable; give another --out."
+            )
+        break
+    return target
 
 
 def folder_failures(failed: list[tuple[Path, str]], total: int, out: str | Path) -> PixelforgeError:
