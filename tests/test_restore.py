@@ -1142,3 +1142,20 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(cli, tmp_pa
     # --out "" (an unset shell variable) wrote into the working folder
     code, _, err = cli("upscale", image, *args, "--out", "")
     assert code == 2 and "--out is empty" in err
+
+
+def test_a_full_disk_is_one_line_naming_the_file(cli, tmp_path, sr_model, monkeypatch):
+    import pixelforge.io.images
+
+    image = tmp_path / "img.png"
+    Image.open(BUTTERFLY).crop((0, 0, 20, 16)).save(image)
+    args = ["--model", sr_model, "--scale", 2]
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pixelforge.io.images, "atomic_write_bytes", full)
+    code, _, err = cli("upscale", image, *args, "--out", tmp_path / "o.png")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "No space left on device" in err and "o.png" in err
+    assert not (tmp_path / "o.png").exists()

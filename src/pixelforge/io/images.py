@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps, PngImagePlugin
 
-from pixelforge.errors import DataError, ImageReadError
+from pixelforge.errors import DataError, ImageReadError, PixelforgeError
 from pixelforge.io.atomic import atomic_write_bytes
 
 ALLOWED_FORMATS: frozenset[str] = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF"})
@@ -498,8 +498,17 @@ def encode_png(image: Any, provenance: dict[str, Any] | None = None) -> bytes:
 def write_png(
     path: str | os.PathLike[str], image: Any, provenance: dict[str, Any] | None = None
 ) -> None:
-    """Write :func:`encode_png` bytes to ``path`` atomically, creating parent folders."""
-    atomic_write_bytes(path, encode_png(image, provenance))
+    """Write :func:`encode_png` bytes to ``path`` atomically, creating parent folders. A file
+    system that refuses (no room, no permission, a file where a folder must be) is a
+    :class:`PixelforgeError` naming ``path``; nothing is left at ``path``."""
+    data = encode_png(image, provenance)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise PixelforgeError(
+            f"cannot write {path}: {exc.strerror or exc}. Free some disk space, or write to "
+            "another place."
+        ) from None
 
 
 def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any] | None:
