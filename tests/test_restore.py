@@ -1159,3 +1159,11 @@ def test_a_full_disk_is_one_line_naming_the_file(cli, tmp_path, sr_model, monkey
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "No space left on device" in err and "o.png" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_unknown_device_is_one_line(cli, tmp_path, sr_model):
+    image = tmp_path / "img.png"
+    Image.open(BUTTERFLY).crop((0, 0, 20, 16)).save(image)
+    code, _, err = cli("upscale", image, "--model", sr_model, "--device", "gpu",
+                       "--out", tmp_path / "o.png")  # fmt: skip
+    assert code == 2 and "unknown device 'gpu'" in err and "Traceback" not in err

@@ -16,10 +16,10 @@ from pixelforge.errors import DataError, ImageReadError
 
 def _load_matting(spec: str | None, device: str) -> Any:
     """The matting model MODEL names (default: the shipped one), on ``device``."""
+    from pixelforge.tasks.image2image import as_device
     from pixelforge.tasks.matting import load_matting
-    from pixelforge.training.trainer import resolve_device
 
-    return load_matting(spec, resolve_device(device))
+    return load_matting(spec, as_device(device))
 
 
 def _provenance(model: Any, kind: str, source: Path, command: str) -> dict[str, Any]:
@@ -202,12 +202,12 @@ def eval_matting(
     """Alpha IoU (at 0.5), SAD (sum of |error| / 1000) and MSE of MODEL's mattes on held-out
     pairs, each image at its own size, as remove-bg runs it (mean and std over images)."""
     from pixelforge.tasks.evaluate import join_processes
+    from pixelforge.tasks.image2image import as_device
     from pixelforge.tasks.matting import evaluate_pairs
-    from pixelforge.training.trainer import resolve_device
 
     set_threads(threads)
     folder = Path(data.removeprefix("paired:"))
-    join_processes(resolve_device(device))  # under torchrun each process scores a share of pairs
+    join_processes(as_device(device))  # under torchrun each process scores a share of pairs
     net = _load_matting(model, device)
     _report(evaluate_pairs(net, folder, name=model), as_json)
 

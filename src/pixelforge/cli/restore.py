@@ -71,9 +71,9 @@ def _run(
     set_threads(threads)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from pixelforge.tasks.image2image import as_device
     from pixelforge.tasks.restore import run_command
     from pixelforge.tasks.tiling import report_tiles
-    from pixelforge.training.trainer import resolve_device
 
     err = Console(stderr=True)
     bar = Progress(  # on a terminal only: piped output and error lines stay clean
@@ -101,7 +101,7 @@ def _run(
             out,
             model=model,
             tile=tile,
-            device=resolve_device(device),
+            device=as_device(device),
             ensemble=ensemble,
             on_image=on_image,
             **kw,  # type: ignore[arg-type]
@@ -183,7 +183,8 @@ def inpaint(
     mask: Annotated[
         Path,
         typer.Option(
-            help="Mask PNG of the image's size: white = fill; black or transparent = keep. "
+            help="Mask PNG of the image's size: white (grey > 127) = fill; black or "
+            "transparent = keep. "
             "With a folder of images: one mask for all, or a folder of masks named as the "
             "images (photo.jpg -> photo.png)."
         ),

@@ -125,14 +125,13 @@ def stylize(
     from pixelforge.features.vgg import RandomWeightsWarning
     from pixelforge.io.images import image_info
     from pixelforge.style.gatys import Callback, GatysConfig, fit_longest, style_vgg
-    from pixelforge.tasks.image2image import input_output_pairs
+    from pixelforge.tasks.image2image import as_device, input_output_pairs
     from pixelforge.tasks.stylize import check_size, check_strength, check_styles, run_stylize
-    from pixelforge.training.trainer import resolve_device
 
     check_strength(strength)
     if method != "gatys":
         raise ConfigError(f"unknown --method '{method}'; known: gatys (or a fast-style --model).")
-    dev = resolve_device(device)
+    dev = as_device(device)
     options: dict[str, Any] = {
         k: v
         for k, v in (

@@ -41,12 +41,12 @@ def translate(
     threads: Threads = None,
 ) -> None:
     """Translate an image or a folder of images with a pix2pix or cyclegan MODEL (any size)."""
+    from pixelforge.tasks.image2image import as_device
     from pixelforge.tasks.translate import run_translate
-    from pixelforge.training.trainer import resolve_device
 
     set_threads(threads)
     written = run_translate(
-        model, source, out_path, direction=direction, tile=tile, device=resolve_device(device)
+        model, source, out_path, direction=direction, tile=tile, device=as_device(device)
     )
     Console(highlight=False, soft_wrap=True).print(
         f"wrote {written[0]}" if len(written) == 1 else f"wrote {len(written)} images to {out_path}"
