@@ -39,3 +39,28 @@ def test_card_scores_are_their_result_files_to_the_digits_shown(name):
                 assert round(value, _decimals(shown)) == shown, (name, key, path, value, shown)
             else:
                 assert value == shown, (name, key, path, value, shown)
+
+
+def test_info_of_a_shipped_model_cuts_no_key_and_no_value_short(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # a pipe or a narrow terminal
+    code, out, err = cli("info", "sr-x4-real")
+    assert code == 0, err
+    # an ellipsis left the card's score rows differing only in their cut-off ends
+    assert "…" not in out
+    sha = hub.read_model_meta(hub.shipped_models()["sr-x4-real"])["weights"]["sha256"]
+    assert sha in "".join(out.split())
+    for key in ("card.data", "card.recipe", "config.task", "config.scale", "family"):
+        assert key in out
+
+
+def test_info_of_a_run_before_its_first_checkpoint_shows_what_it_trains(cli, tmp_path):
+    from pixelforge.training.run import prepare_run, write_run
+
+    run = tmp_path / "run"  # as `pixelforge train` leaves it until its first checkpoint
+    spec, _ = prepare_run("dcgan", "digits", run, overrides={"model": {"g_width": 8}})
+    write_run(run, spec)
+    code, out, err = cli("info", run, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["latest_step"] is None and doc["family"] == "dcgan" and doc["data"] == "digits"
+    assert doc["config"]["model"]["g_width"] == 8

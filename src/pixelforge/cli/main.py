@@ -301,12 +301,17 @@ def info(
             raise PixelforgeError(
                 f"{path} has no pixelforge provenance (it was not written by pixelforge)."
             )
+    elif runs.is_run_dir(path):
+        latest = runs.latest_checkpoint(path)
+        doc = {"run": str(path), "latest_step": latest[0] if latest else None}
+        if latest is None:  # before its first checkpoint: what the run trains, from its run.json
+            from pixelforge.training.run import read_run
+
+            doc |= read_run(path).to_json()
+        else:
+            doc["model"] = read_model_meta(latest[1] / runs.MODEL_SUBDIR)
     elif path.is_dir():
-        model_dir = resolve_model_dir(path)
-        doc = read_model_meta(model_dir)
-        if runs.is_run_dir(path):
-            latest = runs.latest_checkpoint(path)
-            doc = {"run": str(path), "latest_step": latest[0] if latest else None, "model": doc}
+        doc = read_model_meta(resolve_model_dir(path))
     elif str(path) in shipped_models():
         doc = read_model_meta(shipped_models()[str(path)])
     else:
@@ -315,6 +320,11 @@ def info(
         out().print_json(json.dumps(doc))
     else:
         table = Table(show_header=False, box=None)
+        # a key too long for the terminal (card.scores.sr-x4-real-on-real-degradations...) or a
+        # value with no spaces (a SHA-256) goes on over the next lines: cut short with an
+        # ellipsis, rows that differ only at their ends could not be told apart
+        table.add_column(overflow="fold")
+        table.add_column(overflow="fold")
         for key, value in _flatten(doc):
             table.add_row(Text(key, style="bold"), Text(str(value)))
         out().print(table)
