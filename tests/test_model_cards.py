@@ -64,3 +64,22 @@ def test_info_of_a_run_before_its_first_checkpoint_shows_what_it_trains(cli, tmp
     doc = json.loads(out)
     assert doc["latest_step"] is None and doc["family"] == "dcgan" and doc["data"] == "digits"
     assert doc["config"]["model"]["g_width"] == 8
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[]",
+        b'{"format_version": 1}',
+        b'{"format_version": 1, "family": 3, "config": {}, "data": "digits"}',
+        b"\xff\xfe{",
+    ],
+)
+def test_a_damaged_run_json_is_one_error_line_naming_it(cli, tmp_path, content):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_bytes(content)
+    for args in (("info", run), ("train", "--out", run, "--steps", "2")):
+        code, _, err = cli(*args)
+        assert code == 2 and err.startswith("error: ") and "run.json" in err, (args, err)
+        assert len(err.strip().splitlines()) == 1

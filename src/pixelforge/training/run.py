@@ -134,10 +134,18 @@ def read_run(run_dir: Path) -> RunSpec:
     path = run_dir / runs.RUN_FILE
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path} is unreadable: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a JSON object, as pixelforge train writes.")
     if doc.get("format_version") != RUN_FORMAT_VERSION:
         raise ConfigError(f"{path}: run format {doc.get('format_version')} is not supported.")
+    missing = [key for key in ("family", "config", "data") if key not in doc]
+    if missing or not isinstance(doc["family"], str) or not isinstance(doc["config"], dict):
+        what = (
+            f"lacks {', '.join(missing)}" if missing else "has a family or config of another type"
+        )
+        raise ConfigError(f"{path} {what}: it is damaged or not a run's.")
     family = get_family(doc["family"])
     model, train, data_config = _build(family, doc["config"])
     return RunSpec(family, doc["data"], model, train, data_config, doc.get("init"))
