@@ -83,3 +83,21 @@ def test_a_damaged_run_json_is_one_error_line_naming_it(cli, tmp_path, content):
         code, _, err = cli(*args)
         assert code == 2 and err.startswith("error: ") and "run.json" in err, (args, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_info_of_a_restored_png_names_the_model_that_made_it_and_its_training_data(
+    cli, tmp_path, monkeypatch
+):
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)  # `--out denoise/` makes a folder named as the shipped model
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save("noisy.png")
+    code, _, err = cli("denoise", "noisy.png", "--out", "denoise/", "--threads", "1")
+    assert code == 0, err
+    code, out, err = cli("info", "denoise/noisy.png", "--json")
+    assert code == 0, err
+    made_by = json.loads(out)["made_by"]
+    assert made_by["model"] == "denoise" and made_by["family"] == "restore"
+    assert made_by["config"]["task"] == "denoise" and "CSun_Hays80" in made_by["data"]

@@ -13,6 +13,7 @@ and convert the result to safetensors once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -347,6 +348,40 @@ def resolve_model_dir(spec: str | Path) -> Path:
     raise ModelLoadError(
         f"no such model: '{spec}' is not a path, and not a shipped model ({names})."
     )
+
+
+def maker_of(provenance: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What made an image, from the image's provenance: the model it names (a path or a shipped
+    name), or else the shipped model with its weights, when that model's weights are still the
+    ones recorded (``model_sha256``). Its name, family, config and what its card says of its
+    training; None when no such model is found."""
+    sha = provenance.get("model_sha256")
+    if not isinstance(sha, str):
+        return None
+    candidates: list[tuple[str, Path]] = []
+    named = provenance.get("model")
+    if isinstance(named, str):
+        # moved, deleted, or a folder of that name hides a shipped one: found by its weights
+        with contextlib.suppress(ModelLoadError):
+            candidates.append((named, resolve_model_dir(named)))
+    candidates += list(shipped_models().items())
+    for name, model_dir in candidates:
+        try:
+            meta = read_model_meta(model_dir)
+        except ModelLoadError:
+            continue
+        weights, card = meta["weights"], meta.get("card")
+        if isinstance(weights, dict) and weights.get("sha256") == sha:
+            trained = ("summary", "data", "training_data", "init", "steps")
+            card = card if isinstance(card, dict) else {}
+            return {
+                "model": name,
+                "family": meta["family"],
+                "config": meta["config"],
+                **{key: card[key] for key in trained if key in card},
+                "card": f"pixelforge info {name}",
+            }
+    return None
 
 
 def load(spec: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:

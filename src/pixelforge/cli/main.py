@@ -287,7 +287,7 @@ def info(
 ) -> None:
     """Show how an image was made, or what a model or run is."""
     from pixelforge import runs
-    from pixelforge.hub import read_model_meta, resolve_model_dir, shipped_models
+    from pixelforge.hub import maker_of, read_model_meta, resolve_model_dir, shipped_models
     from pixelforge.io.images import read_provenance
 
     if path.is_file():
@@ -301,6 +301,9 @@ def info(
             raise PixelforgeError(
                 f"{path} has no pixelforge provenance (it was not written by pixelforge)."
             )
+        made_by = maker_of(doc)
+        if made_by is not None:
+            doc["made_by"] = made_by
     elif runs.is_run_dir(path):
         latest = runs.latest_checkpoint(path)
         doc = {"run": str(path), "latest_step": latest[0] if latest else None}
