@@ -101,3 +101,31 @@ def test_info_of_a_restored_png_names_the_model_that_made_it_and_its_training_da
     made_by = json.loads(out)["made_by"]
     assert made_by["model"] == "denoise" and made_by["family"] == "restore"
     assert made_by["config"]["task"] == "denoise" and "CSun_Hays80" in made_by["data"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [{"weights": "model.safetensors"}, {"family": 3}, {"weights": {"file": 5}}],
+)
+def test_a_damaged_model_config_is_one_error_line(cli, tmp_path, damage):
+    from conftest import small_restore_model
+
+    model_dir = hub.save_model(small_restore_model(), tmp_path / "model")
+    meta = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps(meta | damage))
+    with pytest.raises(hub.ModelLoadError, match=r"config\.json is damaged"):
+        hub.load(model_dir)
+    code, _, err = cli("info", model_dir)
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_of_a_newer_pixelforge_says_to_upgrade(tmp_path):
+    from conftest import small_restore_model
+
+    model_dir = hub.save_model(small_restore_model(), tmp_path / "model")
+    meta = json.loads((model_dir / "config.json").read_text())
+    meta["pixelforge_version"] = "99.1.0"  # its format unchanged, a family or key added since
+    meta["config"]["new_option"] = 1
+    (model_dir / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(hub.ModelLoadError, match=r"written by pixelforge 99\.1\.0, newer than"):
+        hub.load(model_dir)

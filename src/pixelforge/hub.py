@@ -264,6 +264,17 @@ def read_model_meta(model_dir: str | Path) -> dict[str, Any]:
     for key in ("family", "config", "weights"):
         if key not in meta:
             raise ModelLoadError(f"{cfg_path} lacks the '{key}' entry.")
+    weights = meta["weights"]
+    if (
+        not isinstance(meta["family"], str)
+        or not isinstance(meta["config"], dict)
+        or not isinstance(weights, dict)
+        or not all(isinstance(weights.get(k, ""), str) for k in ("file", "sha256"))
+    ):
+        raise ModelLoadError(
+            f"{cfg_path} is damaged: 'family' must be a name, 'config' an object and 'weights' "
+            "an object naming the weights file and its sha256. Re-export or re-download the model."
+        )
     return meta
 
 
@@ -273,11 +284,18 @@ def load_model_dir(model_dir: str | Path, *, device: str | torch.device = "cpu")
 
     d = Path(model_dir)
     meta = read_model_meta(d)
-    family = get_family(meta["family"])
     try:
+        family = get_family(meta["family"])
         config: Any = from_dict(family.config_cls, meta["config"], where="config")
     except ConfigError as exc:
-        raise ModelLoadError(f"{d / CONFIG_NAME}: {exc}") from None
+        written = str(meta.get("pixelforge_version", "?"))
+        newer = (
+            f" It was written by pixelforge {written}, newer than this {__version__}: upgrade "
+            "pixelforge to load it."
+            if _version_key(written) > _version_key(__version__)
+            else ""
+        )
+        raise ModelLoadError(f"{d / CONFIG_NAME}: {exc}{newer}") from None
     weights = meta["weights"]
     tensors = read_safetensors(
         d / weights.get("file", WEIGHTS_NAME), expected_sha256=weights.get("sha256")
@@ -295,6 +313,11 @@ def load_model_dir(model_dir: str | Path, *, device: str | torch.device = "cpu")
     model.model_sha256 = weights.get("sha256")
     model.card = meta.get("card", {})
     return model.to(device)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version (``0.3.0rc1`` -> (0, 3, 0)); () when it has none."""
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
 
 
 def _state_mismatch(
