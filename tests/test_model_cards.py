@@ -129,3 +129,11 @@ def test_a_model_of_a_newer_pixelforge_says_to_upgrade(tmp_path):
     (model_dir / "config.json").write_text(json.dumps(meta))
     with pytest.raises(hub.ModelLoadError, match=r"written by pixelforge 99\.1\.0, newer than"):
         hub.load(model_dir)
+
+
+def test_info_of_a_shipped_name_hidden_by_a_folder_without_a_model(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sr-x4").mkdir()  # as `pixelforge upscale photos/ --out sr-x4/` leaves
+    code, out, err = cli("info", "sr-x4", "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["scale"] == 4

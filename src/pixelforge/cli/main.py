@@ -28,7 +28,7 @@ from pixelforge.cli.restore import register as register_restore
 from pixelforge.cli.study import study_app
 from pixelforge.cli.stylize import stylize
 from pixelforge.cli.translate import translate
-from pixelforge.errors import ConfigError, PixelforgeError
+from pixelforge.errors import ConfigError, ModelLoadError, PixelforgeError
 
 app = typer.Typer(
     name="pixelforge",
@@ -314,7 +314,15 @@ def info(
         else:
             doc["model"] = read_model_meta(latest[1] / runs.MODEL_SUBDIR)
     elif path.is_dir():
-        doc = read_model_meta(resolve_model_dir(path))
+        try:
+            model_dir = resolve_model_dir(path)
+        except ModelLoadError:
+            # a folder that holds no model, named as a shipped model (`pixelforge denoise
+            # --out denoise/` makes one): the shipped model's card is what was asked for
+            if str(path) not in shipped_models():
+                raise
+            model_dir = shipped_models()[str(path)]
+        doc = read_model_meta(model_dir)
     elif str(path) in shipped_models():
         doc = read_model_meta(shipped_models()[str(path)])
     else:
