@@ -357,3 +357,18 @@ def test_a_warning_is_one_line_for_the_user_without_python_source_lines(cli, tmp
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: ") and "a.png" in lines[0]
     assert "ICC" in err and ".py:" not in err and "UserWarning" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sample", "dcgan-digits", "--n", "1"],
+        ["eval", "fid", "digits", "digits:test", "--extractor", "digits-cnn"],
+        ["latent", "interpolate", "dcgan-digits", "--seeds", "1", "2"],
+    ],
+)
+def test_an_unknown_device_is_one_line_in_every_command(cli, tmp_path, args):
+    out = [] if args[0] == "eval" else ["--out", tmp_path / "out.png"]
+    code, _, err = cli(*args, "--device", "gpu", *out)
+    assert code == 2 and "unknown device 'gpu'" in err, err
+    assert len(err.strip().splitlines()) == 1

@@ -84,7 +84,8 @@ def remove_bg(image: Any, *, model: Any = None, device: Any = "cpu") -> Any:
     cpu, cuda or mps)."""
     import torch
 
-    from pixelforge.tasks.image2image import as_device, as_image_tensor
+    from pixelforge.devices import as_device
+    from pixelforge.tasks.image2image import as_image_tensor
     from pixelforge.tasks.matting import cutout, load_matting
 
     x = as_image_tensor(image, mode="RGBA")

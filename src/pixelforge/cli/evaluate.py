@@ -50,8 +50,8 @@ def _console() -> Console:
 
 
 def _common(n: int | None, seed: int, batch_size: int, device: str, resize: str) -> dict[str, Any]:
+    from pixelforge.devices import as_device
     from pixelforge.tasks.evaluate import join_processes
-    from pixelforge.training.trainer import resolve_device
 
     if resize not in ("clean", "legacy"):
         raise ConfigError(f"--resize must be clean or legacy, got '{resize}'.")
@@ -63,7 +63,7 @@ def _common(n: int | None, seed: int, batch_size: int, device: str, resize: str)
         "n": n,
         "seed": seed,
         "batch_size": batch_size,
-        "device": join_processes(resolve_device(device)),
+        "device": join_processes(as_device(device)),
         "progress": True,
     }
 
@@ -368,8 +368,8 @@ def memorization(
 ) -> None:
     """Memorisation check: distance of each sample to its nearest training image, against the
     same for held-out real images (verdict: likely copying / possible copying / no sign)."""
+    from pixelforge.devices import as_device
     from pixelforge.tasks.memorization import compute_memorization, write_pairs
-    from pixelforge.training.trainer import resolve_device
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}.")
@@ -382,7 +382,7 @@ def memorization(
         space=space,
         seed=seed,
         batch_size=batch_size,
-        device=resolve_device(device),
+        device=as_device(device),
         k_pairs=pairs,
         progress=not as_json,
     )

@@ -29,11 +29,11 @@ def _out() -> Console:
 
 
 def _load(model: str, device: str) -> ImageGenerator:
+    from pixelforge.devices import as_device
     from pixelforge.hub import load
     from pixelforge.latent import check_generator
-    from pixelforge.training.trainer import resolve_device
 
-    return check_generator(load(model, device=resolve_device(device)))
+    return check_generator(load(model, device=as_device(device)))
 
 
 def _command(*parts: object) -> str:

@@ -222,12 +222,12 @@ def sample(
     threads: Threads = None,
 ) -> None:
     """Generate images from MODEL."""
+    from pixelforge.devices import as_device
     from pixelforge.hub import load
     from pixelforge.tasks.generate import provenance, sample_images, save_samples
-    from pixelforge.training.trainer import resolve_device
 
     set_threads(threads)
-    m = load(model, device=resolve_device(device))
+    m = load(model, device=as_device(device))
     options = {
         k: v
         for k, v in (

@@ -16,7 +16,7 @@ from pixelforge.errors import DataError, ImageReadError
 
 def _load_matting(spec: str | None, device: str) -> Any:
     """The matting model MODEL names (default: the shipped one), on ``device``."""
-    from pixelforge.tasks.image2image import as_device
+    from pixelforge.devices import as_device
     from pixelforge.tasks.matting import load_matting
 
     return load_matting(spec, as_device(device))
@@ -201,8 +201,8 @@ def eval_matting(
 ) -> None:
     """Alpha IoU (at 0.5), SAD (sum of |error| / 1000) and MSE of MODEL's mattes on held-out
     pairs, each image at its own size, as remove-bg runs it (mean and std over images)."""
+    from pixelforge.devices import as_device
     from pixelforge.tasks.evaluate import join_processes
-    from pixelforge.tasks.image2image import as_device
     from pixelforge.tasks.matting import evaluate_pairs
 
     set_threads(threads)

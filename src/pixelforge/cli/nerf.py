@@ -147,9 +147,9 @@ def _training_downscale(model: Any, file: Path) -> int:
 
 def _load(run: str, device: str) -> Any:
     from pixelforge import hub
-    from pixelforge.training.trainer import resolve_device
+    from pixelforge.devices import as_device
 
-    model = hub.load(run, device=resolve_device(device))
+    model = hub.load(run, device=as_device(device))
     if getattr(model, "family", None) not in MODELS.values():
         raise ConfigError(f"{run} is not a radiance field (nerf-grid or nerf-mlp) model.")
     return model

@@ -71,7 +71,7 @@ def _run(
     set_threads(threads)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pixelforge.tasks.image2image import as_device
+    from pixelforge.devices import as_device
     from pixelforge.tasks.restore import run_command
     from pixelforge.tasks.tiling import report_tiles
 

@@ -122,10 +122,11 @@ def stylize(
         )
     set_threads(threads)
 
+    from pixelforge.devices import as_device
     from pixelforge.features.vgg import RandomWeightsWarning
     from pixelforge.io.images import image_info
     from pixelforge.style.gatys import Callback, GatysConfig, fit_longest, style_vgg
-    from pixelforge.tasks.image2image import as_device, input_output_pairs
+    from pixelforge.tasks.image2image import input_output_pairs
     from pixelforge.tasks.stylize import check_size, check_strength, check_styles, run_stylize
 
     check_strength(strength)

@@ -41,7 +41,7 @@ def translate(
     threads: Threads = None,
 ) -> None:
     """Translate an image or a folder of images with a pix2pix or cyclegan MODEL (any size)."""
-    from pixelforge.tasks.image2image import as_device
+    from pixelforge.devices import as_device
     from pixelforge.tasks.translate import run_translate
 
     set_threads(threads)

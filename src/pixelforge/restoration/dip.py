@@ -46,9 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelforge.devices import as_device
 from pixelforge.errors import ConfigError
 from pixelforge.restoration.masks import check_mask
-from pixelforge.tasks.image2image import as_device
 
 Task = Literal["denoise", "inpaint", "upscale"]
 TASKS: tuple[str, ...] = get_args(Task)

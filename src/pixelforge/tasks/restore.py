@@ -15,13 +15,13 @@ from typing import Any
 import torch
 
 from pixelforge import hub
+from pixelforge.devices import as_device
 from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import exif_orientation, list_images, write_png
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.masks import smooth_fill
 from pixelforge.tasks.image2image import (
     apply_model,
-    as_device,
     check_tile,
     folder_failures,
     input_output_pairs,

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from pixelforge.config import to_dict
+from pixelforge.devices import as_device
 from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import get_max_pixels, image_info, write_png
 from pixelforge.style.builtin import BUILTIN_STYLES, is_builtin, render_style
@@ -36,7 +37,6 @@ from pixelforge.style.gatys import (
 )
 from pixelforge.tasks.image2image import (
     apply_model,
-    as_device,
     as_image_tensor,
     folder_failures,
     input_output_pairs,

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from pixelforge import hub
+from pixelforge.devices import as_device
 from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import write_png
 from pixelforge.models.cyclegan import DIRECTIONS, CycleGAN
@@ -26,7 +27,6 @@ from pixelforge.models.pix2pix import to_channels
 from pixelforge.tasks.generate import provenance
 from pixelforge.tasks.image2image import (
     apply_model,
-    as_device,
     as_image_tensor,
     check_tile,
     folder_failures,

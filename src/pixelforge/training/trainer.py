@@ -27,6 +27,7 @@ import torch.distributed as dist
 
 from pixelforge import runs
 from pixelforge.data import ImageDataset, augment_batch, open_dataset
+from pixelforge.devices import as_device
 from pixelforge.errors import ConfigError, Interrupted, TrainingError
 from pixelforge.hub import load as load_model
 from pixelforge.hub import save_model
@@ -49,19 +50,6 @@ class TrainingInterrupted(Interrupted):
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers (SeedSequence mixing: nearby inputs give unrelated seeds)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> the first GPU if there is one, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but no CUDA GPU is visible; use --device cpu.")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("train.device=mps but MPS is not available here; use --device cpu.")
-    return torch.device(name)
 
 
 class Trainer:
@@ -135,7 +123,7 @@ class Trainer:
     def _setup_processes(self) -> None:
         from accelerate import PartialState
 
-        device = resolve_device(self.cfg.device)
+        device = as_device(self.cfg.device)
         state = PartialState(cpu=device.type == "cpu")
         self.world_size = state.num_processes
         self.rank = state.process_index
