@@ -5,8 +5,7 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
-from safetensors.torch import save_file
+from train_distributed import save_rank  # the sibling script: each rank's weights, then leave
 
 from pixelforge.models.restore import RestoreModel
 from pixelforge.training.run import read_run
@@ -30,12 +29,4 @@ for name, t in zip(("input", "target", "mask"), trainer.task.pool, strict=True):
     if t is not None:
         tensors[f"pool.{name}"] = t.contiguous()
 trainer.fit()
-tensors |= {
-    f"{name}.{k}": v.contiguous()
-    for name, m in trainer.task.modules.items()
-    for k, v in m.state_dict().items()
-}
-save_file(tensors, str(run_dir / f"rank{trainer.rank}.safetensors"))
-if dist.is_initialized():
-    dist.barrier()
-    dist.destroy_process_group()  # exiting in the group may abort in gloo's threads
+save_rank(trainer, run_dir, tensors)
