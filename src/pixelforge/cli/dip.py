@@ -60,6 +60,7 @@ def dip(
     the current iteration and writes the result so far."""
     from pixelforge.io.images import write_png
     from pixelforge.restoration.dip import DEFAULT_ITERATIONS, TASKS, dip_image, read_mask
+    from pixelforge.tasks.generate import command_line, provenance
     from pixelforge.tasks.image2image import input_output_pairs, read_as_tensor
 
     if task not in TASKS:
@@ -132,15 +133,16 @@ def dip(
         command += f" --scale {scale}"
     if mask is not None:
         command += f" --mask {mask}"
-    meta = {
-        "kind": "deep image prior",
-        "task": task,
-        "source": image.name,
-        "iterations": done,
-        "seed": seed,
-        "final_loss": result.losses[-1],
-        "command": command,
-    }
+    # stopped early, the line typed did not make this image: record the one that makes it again
+    if not result.interrupted:
+        command = command_line(command)
+    # no model: the network is fitted to this image from random weights (seeded)
+    meta = provenance(
+        None, command, kind="deep image prior", task=task, source=image.name,
+        iterations=done, seed=seed, final_loss=result.losses[-1],
+    )  # fmt: skip
+    if mask is not None:
+        meta["mask"] = mask.name
     if task == "upscale":
         meta["scale"] = scale
     if result.interrupted:

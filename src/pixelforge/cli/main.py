@@ -590,8 +590,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from pixelforge.tasks.generate import running_command
+
     try:
-        result = app(args=argv, prog_name="pixelforge", standalone_mode=False)
+        with running_command(sys.argv[1:] if argv is None else argv):  # for the provenance
+            result = app(args=argv, prog_name="pixelforge", standalone_mode=False)
     except _EXITS as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
     except _USAGE_ERRORS as exc:  # a mistyped option or argument: one line, as other mistakes

@@ -22,16 +22,6 @@ def _load_matting(spec: str | None, device: str) -> Any:
     return load_matting(spec, as_device(device))
 
 
-def _provenance(model: Any, kind: str, source: Path, command: str) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "family": "matting",
-        "model_sha256": getattr(model, "model_sha256", None),
-        "source": source.name,
-        "command": command,
-    }
-
-
 def remove_bg(
     image_or_folder: Annotated[
         Path, typer.Argument(help="An image, or a folder of images (searched recursively).")
@@ -54,6 +44,7 @@ def remove_bg(
     """Cut out the main object: write RGBA PNGs whose alpha is the model's matte (times the
     image's own alpha: what is already transparent stays so)."""
     from pixelforge.io.images import read_image, write_png
+    from pixelforge.tasks.generate import command_line, provenance
     from pixelforge.tasks.image2image import (
         folder_failures,
         folder_images,
@@ -96,8 +87,9 @@ def remove_bg(
             failed.append((f, str(exc)))
             continue
         rgba = cutout(net, pixels)
-        command = f"pixelforge remove-bg {f.name} --model {model or DEFAULT_MODEL}"
-        write_png(target, rgba, _provenance(net, "cutout", f, command))
+        command = command_line(f"pixelforge remove-bg {f.name} --model {model or DEFAULT_MODEL}")
+        meta = provenance(net, command, kind="cutout", model=model or DEFAULT_MODEL, source=f.name)
+        write_png(target, rgba, meta)
     console = Console(highlight=False, soft_wrap=True)
     written = len(files) - len(failed)
     if image_or_folder.is_dir():
@@ -139,6 +131,7 @@ def composite(
     FG's size."""
     from pixelforge.io.images import read_image, write_png
     from pixelforge.restoration.composites import composite_over, cover_resize
+    from pixelforge.tasks.generate import command_line, provenance
     from pixelforge.tasks.image2image import output_for
     from pixelforge.tasks.matting import DEFAULT_MODEL, predict_matte, read_matte
 
@@ -169,16 +162,13 @@ def composite(
         origin = f"matting model {model or DEFAULT_MODEL}"
         command += f" --model {model or DEFAULT_MODEL}"
     out = composite_over(rgb, a, cover_resize(bg, h, w))
-    meta: dict[str, Any] = {
-        "kind": "composite",
-        "foreground": foreground.name,
-        "background": background.name,
-        "alpha_from": origin,
-        "background_fit": "scaled to cover, centre-cropped",
-        "command": command,
-    }
-    if net is not None:
-        meta["model_sha256"] = getattr(net, "model_sha256", None)
+    meta = provenance(
+        net, command_line(command), kind="composite", source=foreground.name,
+        background=background.name, alpha_from=origin,
+        background_fit="scaled to cover, centre-cropped",
+        **({"model": model or DEFAULT_MODEL} if net is not None else {}),
+        **({"alpha": alpha.name} if alpha is not None else {}),
+    )  # fmt: skip
     write_png(target, out, meta)
     Console(highlight=False, soft_wrap=True).print(
         f"wrote {target} ({w}x{h}; alpha from {origin}; background scaled to cover "

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import shlex
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +63,44 @@ def _commands_for(model: torch.nn.Module) -> str:
     return f": it works on images; run it with {commands} and --model" if commands else ""
 
 
-def provenance(model: torch.nn.Module, command: str, **fields: Any) -> dict[str, Any]:
-    """The provenance stored in every generated PNG (no paths, no timestamps)."""
+#: the arguments of the command line being run (set by the CLI for the time of one command)
+_ARGV: ContextVar[tuple[str, ...] | None] = ContextVar("pixelforge_argv", default=None)
+
+
+@contextmanager
+def running_command(argv: Sequence[object]) -> Iterator[None]:
+    """Within it, :func:`command_line` is ``pixelforge`` and ``argv`` (the CLI's arguments)."""
+    token = _ARGV.set(tuple(str(a) for a in argv))
+    try:
+        yield
+    finally:
+        _ARGV.reset(token)
+
+
+def command_line(fallback: str) -> str:
+    """The command line being run as the user typed it, less ``--out`` and its value (an
+    image's provenance names no output path: the same image is the same bytes wherever it is
+    written); ``fallback`` when pixelforge is called from Python rather than the CLI."""
+    argv = _ARGV.get()
+    if argv is None:
+        return fallback
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            kept.append(arg)
+    return shlex.join(["pixelforge", *kept])
+
+
+def provenance(model: torch.nn.Module | None, command: str, /, **fields: Any) -> dict[str, Any]:
+    """The provenance stored in every generated PNG (no output paths, no timestamps): the
+    model's family and weights' SHA-256 (None without a model), the pixelforge version,
+    ``command`` and ``fields`` (the model's name, the input file, the options that change the
+    pixels)."""
     return {
         "family": getattr(model, "family", None),
         "model_sha256": getattr(model, "model_sha256", None),

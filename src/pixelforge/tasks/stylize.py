@@ -35,6 +35,7 @@ from pixelforge.style.gatys import (
     style_transfer,
     style_vgg,
 )
+from pixelforge.tasks.generate import command_line, provenance
 from pixelforge.tasks.image2image import (
     apply_model,
     as_image_tensor,
@@ -241,28 +242,21 @@ def run_stylize(
                 raise
             failed.append((src, str(exc)))  # the other images are still stylized
             continue
-        provenance: dict[str, Any] = {
-            "command": command,
-            "kind": "style transfer",
-            "source": src.name,
-            "strength": strength,
-            "preserve_color": preserve_color,
-        }
+        meta = provenance(
+            m, command_line(command), kind="style transfer", source=src.name,
+            strength=strength, preserve_color=preserve_color,
+        )  # fmt: skip
         if m is not None:
-            provenance.update(
-                model=str(model),
-                family=getattr(m, "family", None),
-                model_sha256=getattr(m, "model_sha256", None),
-            )
+            meta.update(model=str(model))
         else:
-            provenance.update(
+            meta.update(
                 method="gatys",
                 style=[str(sp) for sp in style or []],
                 style_weights=list(style_weights) if style_weights else None,
                 gatys=to_dict(cfg),  # every option: two images differ only if these do
                 vgg_weights=getattr(net, "weights_sha256", None),
             )
-        write_png(dst, result, provenance)
+        write_png(dst, result, meta)
         written.append(dst)
     if failed:
         raise folder_failures(failed, len(pairs), out)

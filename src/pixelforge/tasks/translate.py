@@ -24,7 +24,7 @@ from pixelforge.io.images import write_png
 from pixelforge.models.cyclegan import DIRECTIONS, CycleGAN
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.models.pix2pix import to_channels
-from pixelforge.tasks.generate import provenance
+from pixelforge.tasks.generate import command_line, provenance
 from pixelforge.tasks.image2image import (
     apply_model,
     as_image_tensor,
@@ -131,7 +131,7 @@ def run_translate(
     written: list[Path] = []
     failed: list[tuple[Path, str]] = []
     with in_direction(m, direction) as used:
-        command = f"pixelforge translate {model} --direction {used} --tile {tile}"
+        command = command_line(f"pixelforge translate {model} --direction {used} --tile {tile}")
         for src, dst in pairs:
             try:
                 result = translate_image(
@@ -142,7 +142,10 @@ def run_translate(
                     raise
                 failed.append((src, str(exc)))  # the others are still translated
                 continue
-            write_png(dst, result, provenance(m, command, source=src.name, direction=used))
+            meta = provenance(
+                m, command, model=str(model), source=src.name, direction=used, tile=tile
+            )
+            write_png(dst, result, meta)
             written.append(dst)
     if failed:
         raise folder_failures(failed, len(pairs), out)
