@@ -202,3 +202,17 @@ def test_sample_points_a_palette_model_to_the_restoration_commands(cli, tmp_path
     saved = hub.save_model(tiny("colorize"), tmp_path / "palette")
     code, _, err = cli("sample", saved, "--out", tmp_path / "grid.png")
     assert code == 2 and "`pixelforge colorize`" in err and "--model" in err, err
+
+
+def test_a_seed_torch_cannot_take_is_refused_before_anything_is_written(cli, tmp_path):
+    saved = hub.save_model(tiny("jpeg"), tmp_path / "palette")
+    Image.fromarray((torch.rand(12, 16, 3) * 255).byte().numpy()).save(tmp_path / "in.png")
+    for seed in (2**64, -1):
+        out = tmp_path / "out.png"
+        code, _, err = cli("restore-jpeg", tmp_path / "in.png", "--model", saved, "--seed", seed,
+                           "--out", out)  # fmt: skip
+        assert code == 2 and err.startswith("error: ") and "seed must be" in err, err
+        assert not out.exists()
+    code, _, err = cli("restore-jpeg", tmp_path / "in.png", "--model", saved, "--seed", 2**64 - 1,
+                       "--out", tmp_path / "out.png")  # fmt: skip
+    assert code == 0, err

@@ -54,6 +54,8 @@ from pixelforge.models.image2image import ImageToImage
 #: the tasks a single model does, in the order of the multi-task model's task embedding
 SINGLE_TASKS: tuple[str, ...] = ("inpaint", "uncrop", "colorize", "jpeg")
 TASKS: tuple[str, ...] = (*SINGLE_TASKS, "multi")
+#: the largest sampling seed (torch generators take 64-bit seeds)
+MAX_SEED = 2**64 - 1
 #: restoration command -> the task a multi-task model does for it
 COMMAND_TASKS: dict[str, str] = {
     "inpaint": "inpaint",
@@ -178,6 +180,8 @@ class PaletteModel(ImageToImage):
         :attr:`seed`, :attr:`sampler` and :attr:`steps`, which are restored afterwards)."""
         if sampler is not None and sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler '{sampler}': choose one of {', '.join(SAMPLERS)}.")
+        if seed is not None:  # what torch's generator takes (a larger one is a torch error)
+            check_range("seed", seed, low=0, high=MAX_SEED)
         if steps is not None:
             t = self.config.num_train_timesteps
             check_range(f"steps (the model has {t} diffusion steps)", steps, low=1, high=t)
