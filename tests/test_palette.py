@@ -204,6 +204,22 @@ def test_sample_points_a_palette_model_to_the_restoration_commands(cli, tmp_path
     assert code == 2 and "`pixelforge colorize`" in err and "--model" in err, err
 
 
+def test_a_palette_model_refused_by_a_command_names_the_commands_that_run_it(cli, tmp_path):
+    Image.fromarray((torch.rand(12, 16, 3) * 255).byte().numpy()).save(tmp_path / "in.png")
+    multi = hub.save_model(tiny("multi"), tmp_path / "multi")
+    inpaint = hub.save_model(tiny("inpaint"), tmp_path / "inpaint")
+    for command, model, runs in [
+        ("upscale", multi, "`pixelforge restore-jpeg` or `pixelforge colorize` or "
+         "`pixelforge inpaint` or `pixelforge uncrop`"),
+        ("denoise", multi, "`pixelforge restore-jpeg` or `pixelforge colorize` or "
+         "`pixelforge inpaint` or `pixelforge uncrop`"),
+        ("colorize", inpaint, "`pixelforge inpaint` or `pixelforge uncrop`"),
+    ]:  # fmt: skip
+        code, _, err = cli(command, tmp_path / "in.png", "--model", model, "--out", tmp_path / "o")
+        assert code == 2 and err.count("\n") <= 1 and err.startswith("error: "), err
+        assert f"run this one with {runs}" in err and f"--model {model}" in err, err
+
+
 def test_a_seed_torch_cannot_take_is_refused_before_anything_is_written(cli, tmp_path):
     saved = hub.save_model(tiny("jpeg"), tmp_path / "palette")
     Image.fromarray((torch.rand(12, 16, 3) * 255).byte().numpy()).save(tmp_path / "in.png")

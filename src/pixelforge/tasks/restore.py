@@ -20,7 +20,6 @@ from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import exif_orientation, list_images, write_png
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.masks import smooth_fill
-from pixelforge.tasks.generate import command_line, provenance
 from pixelforge.tasks.image2image import (
     apply_model,
     check_tile,
@@ -127,9 +126,10 @@ def check_task(command: str, m: Any, name: str, *, scale: int | None = None) -> 
     task = getattr(getattr(m, "config", None), "task", None)
     if not isinstance(m, ImageToImage) or task not in TASKS_OF[command]:
         what = f"a {task} model" if task else f"a {getattr(m, 'family', '?')} model"
+        run = how_to_run(m, name)  # the command a model of another task is for
         raise ConfigError(
             f"{name} is {what}; `pixelforge {command}` needs a {' or '.join(TASKS_OF[command])} "
-            "model (see `pixelforge models list`)."
+            "model (see `pixelforge models list`)" + (f"; run this one with {run}." if run else ".")
         )
     if command == "upscale" and scale is not None and m.scale != scale:
         raise ConfigError(
@@ -411,15 +411,16 @@ def run_command(
                 raise
             failed.append((src, str(exc)))
             continue
-        meta = provenance(
-            m, command_line(f"pixelforge {command}"), task=command, model=name,
-            source=src.name, tile=tile, ensemble=ensemble,
+        provenance = {
+            "command": command,
+            "model": str(name),
+            "model_sha256": getattr(m, "model_sha256", None),
+            "source": src.name,
+            "ensemble": ensemble,
             **({"scale": m.scale} if command == "upscale" else {}),  # a --model's own, unasked
-            **({"mask": mask_file.name} if mask_file is not None else {}),
-            **({"extend": extend, "side": side} if command == "uncrop" else {}),
             **sampled,
-        )  # fmt: skip
-        write_png(dst, result, meta)
+        }
+        write_png(dst, result, provenance)
         written.append(dst)
     if failed:
         raise folder_failures(failed, len(pairs), out)
