@@ -20,6 +20,7 @@ from pixelforge.errors import ConfigError, PixelforgeError
 from pixelforge.io.images import exif_orientation, list_images, write_png
 from pixelforge.models.image2image import ImageToImage
 from pixelforge.restoration.masks import smooth_fill
+from pixelforge.tasks.generate import command_line, provenance
 from pixelforge.tasks.image2image import (
     apply_model,
     check_tile,
@@ -411,16 +412,15 @@ def run_command(
                 raise
             failed.append((src, str(exc)))
             continue
-        provenance = {
-            "command": command,
-            "model": str(name),
-            "model_sha256": getattr(m, "model_sha256", None),
-            "source": src.name,
-            "ensemble": ensemble,
+        meta = provenance(
+            m, command_line(f"pixelforge {command}"), task=command, model=name,
+            source=src.name, tile=tile, ensemble=ensemble,
             **({"scale": m.scale} if command == "upscale" else {}),  # a --model's own, unasked
+            **({"mask": mask_file.name} if mask_file is not None else {}),
+            **({"extend": extend, "side": side} if command == "uncrop" else {}),
             **sampled,
-        }
-        write_png(dst, result, provenance)
+        )  # fmt: skip
+        write_png(dst, result, meta)
         written.append(dst)
     if failed:
         raise folder_failures(failed, len(pairs), out)
