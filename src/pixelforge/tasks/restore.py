@@ -120,16 +120,21 @@ def load_for(
     return check_task(command, loaded, name, scale=scale)
 
 
+def _a(words: str) -> str:
+    """``words`` after its article: an inpaint, an sr, a denoise."""
+    return f"{'an' if words[0] in 'aeiou' or words.startswith('sr') else 'a'} {words}"
+
+
 def check_task(command: str, m: Any, name: str, *, scale: int | None = None) -> ImageToImage:
     """``m`` if it does ``command``'s task (and, for upscale, ``scale`` when given), else a
     :class:`ConfigError` naming both."""
     check_scale(command, scale)
     task = getattr(getattr(m, "config", None), "task", None)
     if not isinstance(m, ImageToImage) or task not in TASKS_OF[command]:
-        what = f"a {task} model" if task else f"a {getattr(m, 'family', '?')} model"
+        what = _a(f"{task or getattr(m, 'family', '?')} model")
         run = how_to_run(m, name)  # the command a model of another task is for
         raise ConfigError(
-            f"{name} is {what}; `pixelforge {command}` needs a {' or '.join(TASKS_OF[command])} "
+            f"{name} is {what}; `pixelforge {command}` needs {_a(' or '.join(TASKS_OF[command]))} "
             "model (see `pixelforge models list`)" + (f"; run this one with {run}." if run else ".")
         )
     if command == "upscale" and scale is not None and m.scale != scale:
